@@ -1,0 +1,342 @@
+"""System checks for ``SESSIONKIT`` (ids ``sessionkit.E001``… and ``sessionkit.W001``…).
+
+Each message names the key, the value found and what is accepted. The same
+checks run when the middleware is built, so a server that never runs
+``manage.py check`` (gunicorn, uvicorn) still refuses to start misconfigured.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from django_sessionkit.conf import (
+    COMPAT_VALUES,
+    COOKIE_KEYS,
+    KEYS,
+    PRIORITY_VALUES,
+    SAME_SITE_VALUES,
+    STORE_KEYS,
+    UNSET_VALUES,
+    sessionkit_settings,
+)
+
+OUR_ENGINE = "django_sessionkit.engine"
+OUR_MIDDLEWARE = "django_sessionkit.middleware.SessionMiddleware"
+DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+# RFC 6265 cookie-name token: visible ASCII except separators.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+BOOL_KEYS = ("RESAVE", "ROLLING", "SAVE_UNINITIALIZED", "SIGNED")
+
+
+def _error(id_: int, message: str, hint: str | None = None) -> Error:
+    return Error(message, hint=hint, id=f"sessionkit.E{id_:03d}")
+
+
+def _key(name: str) -> str:
+    return f"SESSIONKIT[{name!r}]"
+
+
+def _cookie_key(name: str) -> str:
+    return f"SESSIONKIT['COOKIE'][{name!r}]"
+
+
+def _unknown(where: str, key: Any, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    suggestion = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{where} has an unknown key {key!r}.{suggestion} Accepted: {', '.join(known)}."
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_count(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_secret(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    if "SECRET" not in raw or raw["SECRET"] is None:
+        return []
+    secret = raw["SECRET"]
+    accepted = "a non-empty string, or a non-empty list of non-empty strings (the first signs)"
+    if isinstance(secret, str):
+        ok = bool(secret)
+    elif isinstance(secret, (list, tuple)):
+        ok = bool(secret) and all(isinstance(s, str) and s for s in secret)
+    else:
+        ok = False
+    if ok:
+        return []
+    shown = "an empty value" if not secret else repr(type(secret).__name__)
+    if isinstance(secret, (list, tuple)) and secret:
+        shown = "a list with an empty or non-string entry"
+    return [_error(3, f"{_key('SECRET')} is {shown}; it must be {accepted}.")]
+
+
+def _check_cookie(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    cookie = raw.get("COOKIE", {})
+    if cookie is None:
+        return []
+    if not isinstance(cookie, Mapping):
+        return [_error(5, f"{_key('COOKIE')} is {cookie!r}; it must be a dict.")]
+    problems: list[CheckMessage] = [
+        _error(5, _unknown(_key("COOKIE"), k, list(COOKIE_KEYS)))
+        for k in cookie
+        if k not in COOKIE_KEYS
+    ]
+    if "MAX_AGE" in cookie and not (cookie["MAX_AGE"] is None or _is_count(cookie["MAX_AGE"], 0)):
+        problems.append(
+            _error(
+                6,
+                f"{_cookie_key('MAX_AGE')} is {cookie['MAX_AGE']!r}; it must be a whole number "
+                "of seconds >= 0, or None for a cookie that ends when the browser closes.",
+            )
+        )
+    for name in ("HTTP_ONLY", "PARTITIONED"):
+        if name in cookie and not _is_bool(cookie[name]):
+            problems.append(
+                _error(7, f"{_cookie_key(name)} is {cookie[name]!r}; it must be True or False.")
+            )
+    secure = cookie.get("SECURE", settings.SESSION_COOKIE_SECURE)
+    if "SECURE" in cookie and not (
+        _is_bool(secure) or (isinstance(secure, str) and secure.lower() == "auto")
+    ):
+        problems.append(
+            _error(8, f"{_cookie_key('SECURE')} is {secure!r}; it must be True, False or 'auto'.")
+        )
+    same_site = cookie.get("SAME_SITE", settings.SESSION_COOKIE_SAMESITE)
+    if "SAME_SITE" in cookie and not (
+        same_site is None
+        or _is_bool(same_site)
+        or (isinstance(same_site, str) and same_site.lower() in SAME_SITE_VALUES)
+    ):
+        problems.append(
+            _error(
+                9,
+                f"{_cookie_key('SAME_SITE')} is {same_site!r}; it must be 'Strict', 'Lax', "
+                "'None', 'auto' (any case), True (Strict), or False/None (attribute left out).",
+            )
+        )
+    elif isinstance(same_site, str) and same_site.lower() == "none" and secure is False:
+        problems.append(
+            _error(
+                10,
+                f"{_cookie_key('SAME_SITE')} is 'None' but the cookie is not Secure: browsers "
+                "reject SameSite=None without Secure.",
+                hint="Set SESSIONKIT['COOKIE']['SECURE'] to True or 'auto'.",
+            )
+        )
+    if "DOMAIN" in cookie and not (cookie["DOMAIN"] is None or isinstance(cookie["DOMAIN"], str)):
+        problems.append(
+            _error(11, f"{_cookie_key('DOMAIN')} is {cookie['DOMAIN']!r}; it must be a string.")
+        )
+    if "PATH" in cookie and not (isinstance(cookie["PATH"], str) and cookie["PATH"][:1] == "/"):
+        problems.append(
+            _error(
+                11, f"{_cookie_key('PATH')} is {cookie['PATH']!r}; it must be a string like '/'."
+            )
+        )
+    priority = cookie.get("PRIORITY")
+    if priority is not None and not (
+        isinstance(priority, str) and priority.lower() in PRIORITY_VALUES
+    ):
+        problems.append(
+            _error(
+                12,
+                f"{_cookie_key('PRIORITY')} is {priority!r}; it must be 'Low', 'Medium', "
+                "'High' (any case) or None.",
+            )
+        )
+    if cookie.get("PARTITIONED") is True and secure is False:
+        problems.append(
+            Warning(
+                f"{_cookie_key('PARTITIONED')} is True but the cookie is not Secure: browsers "
+                "ignore Partitioned cookies without Secure.",
+                hint="Set SESSIONKIT['COOKIE']['SECURE'] to True or 'auto'.",
+                id="sessionkit.W001",
+            )
+        )
+    return problems
+
+
+def _check_genid(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    genid = raw.get("GENID")
+    if genid is None or callable(genid):
+        return []
+    if not isinstance(genid, str):
+        return [
+            _error(
+                13,
+                f"{_key('GENID')} is {genid!r}; it must be the dotted path of a callable "
+                "taking the request and returning a new id, or None.",
+            )
+        ]
+    try:
+        func = sessionkit_settings.GENID
+    except ImportError as exc:
+        return [_error(13, f"{_key('GENID')} is {genid!r}, which cannot be imported: {exc}.")]
+    if not callable(func):
+        return [_error(13, f"{_key('GENID')} is {genid!r}, which is not callable.")]
+    return []
+
+
+def _check_store(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    from django.utils.module_loading import import_string
+
+    from django_sessionkit.stores.base import Store
+
+    store = raw.get("STORE")
+    if store is None:
+        store = {}
+    if not isinstance(store, Mapping):
+        return [
+            _error(
+                16,
+                f"{_key('STORE')} is {store!r}; it must be a dict like "
+                "{'BACKEND': 'django_sessionkit.stores.redis.RedisStore', 'LOCATION': …, "
+                "'OPTIONS': {…}}.",
+            )
+        ]
+    problems: list[CheckMessage] = [
+        _error(16, _unknown(_key("STORE"), k, list(STORE_KEYS))) for k in store if k not in STORE_KEYS
+    ]
+    options = store.get("OPTIONS") or {}
+    if not isinstance(options, Mapping):
+        problems.append(_error(16, f"SESSIONKIT['STORE']['OPTIONS'] is {options!r}; it must be a dict."))
+        return problems
+    path = sessionkit_settings.STORE["BACKEND"]
+    try:
+        backend = import_string(path) if isinstance(path, str) else None
+    except Exception as exc:  # any import-time failure is a configuration error
+        return [
+            *problems,
+            _error(17, f"SESSIONKIT['STORE']['BACKEND'] is {path!r}, which cannot be imported: {exc}."),
+        ]
+    if not (isinstance(backend, type) and issubclass(backend, Store)):
+        return [
+            *problems,
+            _error(
+                17,
+                f"SESSIONKIT['STORE']['BACKEND'] is {path!r}; it must be the dotted path of a "
+                "django_sessionkit.stores.base.Store subclass, e.g. "
+                "'django_sessionkit.stores.database.DatabaseStore'.",
+            ),
+        ]
+    for message in backend.check(store.get("LOCATION"), options):
+        problems.append(_error(18, f"SESSIONKIT['STORE'] ({backend.__name__}): {message}"))
+    return problems
+
+
+def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    if "PROXY" in raw and raw["PROXY"] not in (None, True, False):
+        problems.append(
+            _error(14, f"{_key('PROXY')} is {raw['PROXY']!r}; it must be None, True or False.")
+        )
+    problems += [
+        _error(15, f"{_key(name)} is {raw[name]!r}; it must be True or False.")
+        for name in BOOL_KEYS
+        if name in raw and not _is_bool(raw[name])
+    ]
+    unset = raw.get("UNSET", "keep")
+    if not (isinstance(unset, str) and unset.lower() in UNSET_VALUES):
+        problems.append(_error(19, f"{_key('UNSET')} is {unset!r}; it must be 'keep' or 'destroy'."))
+    if raw.get("COMPAT") not in COMPAT_VALUES:
+        problems.append(
+            _error(20, f"{_key('COMPAT')} is {raw['COMPAT']!r}; it must be None or 'express'.")
+        )
+    header = raw.get("CLIENT_IP_HEADER")
+    if header is not None and not (isinstance(header, str) and re.fullmatch(r"[A-Z0-9_]+", header)):
+        problems.append(
+            _error(
+                23,
+                f"{_key('CLIENT_IP_HEADER')} is {header!r}; it must be None (use REMOTE_ADDR) or "
+                "a request.META key such as 'HTTP_X_FORWARDED_FOR'.",
+            )
+        )
+    for name, minimum in (("TRUSTED_PROXIES", 1), ("USER_AGENT_MAX_LENGTH", 0)):
+        if name in raw and not _is_count(raw[name], minimum):
+            problems.append(
+                _error(24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}.")
+            )
+    return problems
+
+
+def check_settings() -> list[CheckMessage]:
+    """Every problem with ``settings.SESSIONKIT``."""
+    raw = getattr(settings, "SESSIONKIT", None)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return [_error(1, f"SESSIONKIT is {type(raw).__name__}; it must be a dict.")]
+    problems: list[CheckMessage] = [
+        _error(2, _unknown("SESSIONKIT", k, list(KEYS))) for k in raw if k not in KEYS
+    ]
+    name = raw.get("NAME")
+    if name is not None and not (isinstance(name, str) and _TOKEN.match(name)):
+        problems.append(
+            _error(
+                4,
+                f"{_key('NAME')} is {name!r}; a cookie name must be a non-empty string of "
+                "letters, digits and !#$%&'*+-.^_`|~ (no spaces, '=', ';' or ',').",
+            )
+        )
+    problems += _check_secret(raw)
+    problems += _check_cookie(raw)
+    problems += _check_genid(raw)
+    problems += _check_choices(raw)
+    problems += _check_store(raw)
+    return problems
+
+
+def check_middleware() -> list[CheckMessage]:
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    ours = OUR_MIDDLEWARE in middleware
+    problems: list[CheckMessage] = []
+    if ours and DJANGO_MIDDLEWARE in middleware:
+        problems.append(
+            _error(
+                21,
+                f"MIDDLEWARE has both {DJANGO_MIDDLEWARE!r} and {OUR_MIDDLEWARE!r}; they would "
+                "both handle the session cookie.",
+                hint=f"Remove {DJANGO_MIDDLEWARE!r}.",
+            )
+        )
+    if settings.SESSION_ENGINE == OUR_ENGINE and not ours:
+        problems.append(
+            _error(
+                22,
+                f"SESSION_ENGINE is {OUR_ENGINE!r} but {OUR_MIDDLEWARE!r} is not in MIDDLEWARE.",
+                hint=f"Put {OUR_MIDDLEWARE!r} where Django's SessionMiddleware was.",
+            )
+        )
+    if ours and settings.SESSION_ENGINE != OUR_ENGINE:
+        problems.append(
+            _error(
+                22,
+                f"{OUR_MIDDLEWARE!r} is in MIDDLEWARE but SESSION_ENGINE is "
+                f"{settings.SESSION_ENGINE!r}.",
+                hint=f"Set SESSION_ENGINE = {OUR_ENGINE!r}.",
+            )
+        )
+    return problems
+
+
+@register()
+def sessionkit_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return check_settings() + check_middleware()
+
+
+def configuration_errors() -> list[str]:
+    """The serious problems with SESSIONKIT, formatted, for failing at start-up."""
+    return [
+        f"{message.id}: {message.msg}" for message in check_settings() if message.is_serious()
+    ]

@@ -1,0 +1,196 @@
+"""Session cookies: express-session's signed format and the Set-Cookie attributes.
+
+A signed value is ``s:<id>.<signature>``, where the signature is the standard
+base64 of HMAC-SHA256(secret, id) without the trailing ``=`` (cookie-signature
+1.0.x), URL-encoded the way ``encodeURIComponent`` does it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets as _secrets
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from http.cookies import Morsel
+from typing import Any
+from urllib.parse import quote, unquote
+
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.http import http_date
+
+from django_sessionkit.conf import Settings, sessionkit_settings
+
+#: Longest cookie value we look at; anything longer is ignored unparsed.
+MAX_COOKIE_LENGTH = 4096
+
+_ENCODE_SAFE = "-_.!~*'()"
+
+
+def new_id() -> str:
+    """A fresh session id: 256 random bits, base64url (43 characters)."""
+    return _secrets.token_urlsafe(32)
+
+
+def hash_id(session_id: str) -> str:
+    """The store key for a session id: SHA-256 hex. Stores never see the id."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def signature(value: str, secret: str) -> str:
+    mac = hmac.new(secret.encode(), value.encode(), hashlib.sha256).digest()
+    return base64.b64encode(mac).decode().rstrip("=")
+
+
+def sign(value: str, secret: str) -> str:
+    """``s:<value>.<signature>`` (not yet URL-encoded)."""
+    return f"s:{value}.{signature(value, secret)}"
+
+
+def unsign(signed: str, secrets: Sequence[str]) -> str | None:
+    """The id inside a signed value, or ``None`` if no secret verifies it."""
+    if not signed.startswith("s:"):
+        return None
+    body = signed[2:]
+    value, dot, _ = body.rpartition(".")
+    if not dot or not value:
+        return None
+    expected = body.encode()
+    found = None
+    for secret in secrets:  # try every secret, so timing does not tell which one matched
+        if hmac.compare_digest(f"{value}.{signature(value, secret)}".encode(), expected):
+            found = found or value
+    return found
+
+
+def encode_value(value: str) -> str:
+    """URL-encode like JavaScript's ``encodeURIComponent``."""
+    return quote(value, safe=_ENCODE_SAFE)
+
+
+def decode_value(raw: str) -> str:
+    """URL-decode only when the value contains ``%`` (as the ``cookie`` package does)."""
+    if "%" not in raw:
+        return raw
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return raw
+
+
+def read_cookie(request: HttpRequest, name: str) -> str | None:
+    """The first cookie called ``name`` in the request's Cookie header, decoded.
+
+    The first pair wins, as in express-session (Django's own parser keeps the last).
+    """
+    header = request.META.get("HTTP_COOKIE", "")
+    for pair in header.split(";"):
+        key, eq, value = pair.partition("=")
+        if eq and key.strip() == name:
+            value = value.strip()
+            if len(value) > MAX_COOKIE_LENGTH:
+                return None
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return decode_value(value)
+    return None
+
+
+def cookie_to_id(value: str | None, conf: Settings = sessionkit_settings) -> str | None:
+    """The session id carried by a cookie value, or ``None`` if it is absent or not valid."""
+    if not value:
+        return None
+    if conf.SIGNED:
+        return unsign(value, conf.SECRETS)
+    return value if _looks_like_id(value) else None
+
+
+def id_to_cookie(session_id: str, conf: Settings = sessionkit_settings) -> str:
+    """The cookie value for a session id (signed with the first secret unless SIGNED=False)."""
+    return sign(session_id, conf.SECRETS[0]) if conf.SIGNED else session_id
+
+
+def _looks_like_id(value: str) -> bool:
+    return 8 <= len(value) <= 256 and value.isascii() and value.isprintable() and " " not in value
+
+
+def is_secure(request: HttpRequest, conf: Settings = sessionkit_settings) -> bool:
+    """Whether the request arrived over HTTPS, as the PROXY setting decides."""
+    if conf.PROXY is None:
+        return request.is_secure()
+    if conf.PROXY:
+        proto = request.META.get("HTTP_X_FORWARDED_PROTO", "")
+        if proto.split(",")[0].strip().lower() == "https":
+            return True
+    return request._get_scheme() == "https"  # type: ignore[attr-defined]
+
+
+class SessionMorsel(Morsel[str, str]):
+    """A Morsel that also knows ``Partitioned`` and ``Priority``.
+
+    Python's own Morsel knows neither before 3.14; putting this one into
+    ``response.cookies`` lets Django's test client and every middleware that
+    reads ``response.cookies`` see the whole cookie.
+    """
+
+    _reserved = {  # noqa: RUF012
+        **Morsel._reserved,  # type: ignore[attr-defined]
+        "partitioned": "Partitioned",
+        "priority": "Priority",
+    }
+    _flags = {*Morsel._flags, "partitioned"}  # type: ignore[attr-defined]  # noqa: RUF012
+
+
+def set_session_cookie(
+    response: HttpResponseBase,
+    request: HttpRequest,
+    value: str,
+    expires_at: datetime | None,
+    conf: Settings = sessionkit_settings,
+) -> None:
+    """Put the session cookie into ``response.cookies``.
+
+    ``expires_at=None`` makes a browser-session cookie (no Max-Age, no Expires).
+    """
+    secure = is_secure(request, conf) if conf.SECURE == "auto" else conf.SECURE
+    same_site = conf.SAME_SITE
+    if same_site == "auto":
+        same_site = "None" if is_secure(request, conf) else "Lax"
+    morsel = SessionMorsel()
+    morsel.set(conf.NAME, value, encode_value(value) if conf.SIGNED else value)
+    attributes: dict[str, Any] = {"path": conf.PATH}
+    if expires_at is not None:
+        max_age = max(0, int((expires_at - datetime.now(timezone.utc)).total_seconds()))
+        attributes["max-age"] = max_age
+        attributes["expires"] = http_date(expires_at.timestamp())
+    if conf.DOMAIN:
+        attributes["domain"] = conf.DOMAIN
+    if conf.HTTP_ONLY:
+        attributes["httponly"] = True
+    if secure:
+        attributes["secure"] = True
+    if same_site:
+        attributes["samesite"] = same_site
+    if conf.PARTITIONED:
+        attributes["partitioned"] = True
+    if conf.PRIORITY:
+        attributes["priority"] = conf.PRIORITY
+    for attribute, attr_value in attributes.items():
+        morsel[attribute] = attr_value
+    response.cookies[conf.NAME] = morsel
+
+
+def delete_session_cookie(response: HttpResponseBase, conf: Settings = sessionkit_settings) -> None:
+    same_site = conf.SAME_SITE
+    response.delete_cookie(
+        conf.NAME,
+        path=conf.PATH,
+        domain=conf.DOMAIN,
+        samesite=None if same_site == "auto" else same_site,
+    )
+
+
+def cookie_would_be_dropped(request: HttpRequest, conf: Settings = sessionkit_settings) -> bool:
+    """True when the cookie is Secure but this request is not (so it must not be sent)."""
+    return conf.SECURE is True and not is_secure(request, conf)

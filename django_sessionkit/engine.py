@@ -1,0 +1,440 @@
+"""``SESSION_ENGINE = "django_sessionkit.engine"``: Django's session API over a Store.
+
+``session_key`` is what goes into the cookie: the signed value ``s:<id>.<sig>``
+(or the bare id with ``SIGNED=False``), so code that copies ``session_key``
+into a cookie — Django's test client does — keeps working. The id itself
+never leaves this module except inside that signed value; stores see only
+its SHA-256.
+
+Besides Django's API this adds express-session's ``regenerate()``,
+``destroy()``, ``reload()`` and ``touch()``, each with an async twin.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.http import HttpRequest
+from django.utils import timezone
+
+from django_sessionkit import cookies, metadata
+from django_sessionkit.conf import sessionkit_settings as conf
+from django_sessionkit.stores import get_store
+from django_sessionkit.stores.base import Changes, SessionRecord, Store
+
+__all__ = ["CreateError", "SessionDataError", "SessionStore", "UpdateError"]
+
+# How many fresh ids create() tries before concluding that GENID repeats itself.
+MAX_CREATE_ATTEMPTS = 10
+
+# Longest id accepted from GENID.
+MAX_ID_LENGTH = 256
+
+AUTH_USER_KEY = "_auth_user_id"
+
+
+class SessionDataError(TypeError):
+    """A value in the session cannot be stored (it is not JSON-serialisable)."""
+
+
+def store_key(session_id: str) -> str:
+    """The key a store keeps a session under (the id itself only in express compat mode)."""
+    return session_id if conf.COMPAT == "express" else cookies.hash_id(session_id)
+
+
+def _dump(key: str, value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise SessionDataError(
+            f"session key {key!r} holds a {type(value).__name__}, which cannot be stored "
+            f"as JSON ({exc}); store only str, int, float, bool, None, list and dict values"
+        ) from exc
+
+
+def _snapshot(data: dict[str, Any]) -> dict[str, str]:
+    return {key: _dump(key, value) for key, value in data.items()}
+
+
+class SessionStore(SessionBase):
+    """One browser's session, bound to the configured store."""
+
+    def __init__(self, session_key: str | None = None, *, request: HttpRequest | None = None):
+        self.request = request
+        self._sid: str | None = None
+        self._record: SessionRecord | None = None  # what the store holds, when known
+        self._snapshot: dict[str, str] = {}  # each key's JSON as last loaded or saved
+        self._is_new = False  # _sid was generated here and is not in the store yet
+        self._created_at: datetime | None = None  # kept across cycle_key()
+        super().__init__(session_key)
+
+    @classmethod
+    def for_request(cls, request: HttpRequest, session_id: str | None) -> SessionStore:
+        """The session for an id the middleware already unsigned from the cookie."""
+        session = cls(request=request)
+        session._sid = session_id
+        return session
+
+    # --- identity ---------------------------------------------------------
+
+    def _get_session_key(self) -> str | None:
+        return None if self._sid is None else cookies.id_to_cookie(self._sid)
+
+    def _set_session_key(self, value: str | None) -> None:
+        self._sid = cookies.cookie_to_id(cookies.decode_value(value)) if value else None
+
+    session_key = property(_get_session_key)  # type: ignore[assignment]
+    _session_key = property(_get_session_key, _set_session_key)  # type: ignore[assignment]
+
+    @property
+    def session_id(self) -> str | None:
+        """The raw id (secret: it is the bearer token). Prefer :attr:`key_hash` for display."""
+        return self._sid
+
+    @property
+    def key_hash(self) -> str | None:
+        """The store key of this session: the SHA-256 of its id."""
+        return None if self._sid is None else store_key(self._sid)
+
+    @property
+    def is_new(self) -> bool:
+        """True when this session is not (yet) in the store."""
+        return self._sid is None or self._is_new
+
+    @property
+    def record(self) -> SessionRecord | None:
+        return self._record
+
+    @property
+    def store(self) -> Store:
+        return get_store()
+
+    def _new_id(self) -> None:
+        genid = conf.GENID
+        if genid is None:
+            self._sid = cookies.new_id()
+        else:
+            value = genid(self.request)
+            if not (
+                isinstance(value, str)
+                and 0 < len(value) <= MAX_ID_LENGTH
+                and value.isascii()
+                and value.isprintable()
+                and not any(ch in value for ch in " ;,\"\\")
+            ):
+                raise TypeError(
+                    f"SESSIONKIT['GENID'] returned {value!r}; it must return a non-empty string "
+                    f"of at most {MAX_ID_LENGTH} printable ASCII characters without spaces, "
+                    "quotes, backslashes, ';' or ','"
+                )
+            self._sid = value
+        self._is_new = True
+
+    def _validate_session_key(self, key: str | None) -> bool:
+        return bool(key)
+
+    def is_empty(self) -> bool:
+        return self._sid is None and not getattr(self, "_session_cache", None)
+
+    # --- expiry -----------------------------------------------------------
+
+    def get_session_cookie_age(self) -> int:
+        return conf.STORE_AGE
+
+    def get_expire_at_browser_close(self) -> bool:
+        expiry = self.get("_session_expiry")
+        if expiry is None:
+            return conf.MAX_AGE is None
+        return bool(expiry == 0)
+
+    async def aget_expire_at_browser_close(self) -> bool:
+        await self._aget_session()
+        return self.get_expire_at_browser_close()
+
+    def _expires_at(self, now: datetime) -> datetime:
+        expiry = self._session.get("_session_expiry")
+        if expiry == 0:
+            return now + timedelta(seconds=conf.STORE_AGE)
+        expires_at: datetime = self.get_expiry_date(modification=now, expiry=expiry)
+        if timezone.is_naive(expires_at):
+            expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
+        return expires_at
+
+    # --- change tracking --------------------------------------------------
+
+    def changes(self) -> Changes:
+        """The keys this request set, changed (also inside nested values) or removed."""
+        data = getattr(self, "_session_cache", None)
+        if data is None:
+            return Changes()
+        changed = {k: v for k, v in data.items() if self._snapshot.get(k) != _dump(k, v)}
+        return Changes(set=changed, removed=set(self._snapshot) - set(data))
+
+    def has_changes(self) -> bool:
+        return self.modified or bool(self.changes())
+
+    # --- loading ----------------------------------------------------------
+
+    def _loaded(self, record: SessionRecord | None) -> dict[str, Any]:
+        if record is None:
+            # Missing or expired: never adopt the id the browser sent.
+            self._sid, self._record, self._snapshot = None, None, {}
+            return {}
+        self._record = record
+        self._snapshot = _snapshot(record.data)
+        return dict(record.data)
+
+    def load(self) -> dict[str, Any]:
+        if self._sid is None or self._is_new:
+            return {}
+        return self._loaded(self.store.load(store_key(self._sid)))
+
+    async def aload(self) -> dict[str, Any]:
+        if self._sid is None or self._is_new:
+            return {}
+        return self._loaded(await self.store.aload(store_key(self._sid)))
+
+    def exists(self, session_key: str | None) -> bool:
+        sid = cookies.cookie_to_id(session_key)
+        return sid is not None and self.store.exists(store_key(sid))
+
+    async def aexists(self, session_key: str | None) -> bool:
+        sid = cookies.cookie_to_id(session_key)
+        return sid is not None and await self.store.aexists(store_key(sid))
+
+    # --- saving -----------------------------------------------------------
+
+    def _needs_create(self, must_create: bool) -> bool:
+        return self._sid is None or (self._is_new and not must_create)
+
+    def _prepare_save(self, must_create: bool) -> tuple[str, SessionRecord, Changes | None]:
+        """The store key, the record to write and this request's changes (None: insert)."""
+        assert self._sid is not None
+        now = timezone.now()
+        data = self._session
+        previous = self._record
+        request = self.request
+        user_id = data.get(AUTH_USER_KEY)
+        record = SessionRecord(
+            data=data,
+            expires_at=self._expires_at(now),
+            created_at=previous.created_at if previous else (self._created_at or now),
+            last_seen=now,
+            user_id=None if user_id is None else str(user_id),
+            ip=metadata.client_ip(request) if request else (previous and previous.ip),
+            user_agent=metadata.user_agent(request) if request else (
+                previous.user_agent if previous else ""
+            ),
+            version=previous.version if previous else 0,
+        )
+        if must_create or self._is_new:
+            _snapshot(data)  # fail here, naming the key, if something cannot be stored
+            return store_key(self._sid), record, None
+        return store_key(self._sid), record, self.changes()
+
+    def _finish_save(self, saved: SessionRecord) -> None:
+        cache = self._session
+        if saved.data is not cache:  # merged with a concurrent save: show the merged data
+            cache.clear()
+            cache.update(saved.data)
+            saved.data = cache
+        self._record = saved
+        self._snapshot = _snapshot(cache)
+        self._is_new = False
+        self.modified = False
+
+    def save(self, must_create: bool = False) -> None:
+        if self._needs_create(must_create):
+            return self.create()
+        key, record, changes = self._prepare_save(must_create)
+        saved = self.store.save(key, record, must_create=changes is None, changes=changes)
+        self._finish_save(saved)
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self._needs_create(must_create):
+            return await self.acreate()
+        await self._aget_session()
+        key, record, changes = self._prepare_save(must_create)
+        saved = await self.store.asave(key, record, must_create=changes is None, changes=changes)
+        self._finish_save(saved)
+
+    def _next_create_id(self, attempt: int) -> None:
+        # Keep an id that cycle_key()/regenerate() just made; otherwise make one.
+        if attempt or self._sid is None or not self._is_new:
+            self._new_id()
+
+    def _create_failed(self) -> CreateError:
+        return CreateError(
+            f"no unused session id after {MAX_CREATE_ATTEMPTS} attempts; "
+            "if SESSIONKIT['GENID'] is set, it must return a different id each time"
+        )
+
+    def create(self) -> None:
+        self._get_session(no_load=self._sid is None or self._is_new)
+        for attempt in range(MAX_CREATE_ATTEMPTS):
+            self._next_create_id(attempt)
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise self._create_failed()
+
+    async def acreate(self) -> None:
+        await self._aget_session(no_load=self._sid is None or self._is_new)
+        for attempt in range(MAX_CREATE_ATTEMPTS):
+            self._next_create_id(attempt)
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise self._create_failed()
+
+    # --- deleting and rotating ---------------------------------------------
+
+    def _key_to_delete(self, session_key: str | None) -> str | None:
+        if session_key is not None:
+            sid = cookies.cookie_to_id(session_key)
+        elif self._is_new:
+            sid = None  # never stored: nothing to delete
+        else:
+            sid = self._sid
+        if sid is not None and sid == self._sid:
+            self._record = None
+        return None if sid is None else store_key(sid)
+
+    def delete(self, session_key: str | None = None) -> None:
+        if key := self._key_to_delete(session_key):
+            self.store.delete(key)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        if key := self._key_to_delete(session_key):
+            await self.store.adelete(key)
+
+    def _forget(self) -> None:
+        self._sid, self._record, self._snapshot = None, None, {}
+        self._is_new, self._created_at = False, None
+
+    def flush(self) -> None:
+        """Empty the session, delete it from the store and drop its id."""
+        self.clear()
+        self.delete()
+        self._forget()
+
+    async def aflush(self) -> None:
+        self.clear()
+        await self.adelete()
+        self._forget()
+
+    def _rotate(self) -> str | None:
+        """Give the session a new id; return the old store key if it must be deleted."""
+        old_key = None if self._sid is None or self._is_new else store_key(self._sid)
+        previous = self._record
+        self._created_at = previous.created_at if previous else self._created_at
+        self._record = None
+        self._new_id()
+        self.modified = True
+        if previous is not None:  # the new id starts from the stored version's metadata
+            self._record = SessionRecord(
+                data=previous.data,
+                expires_at=previous.expires_at,
+                created_at=previous.created_at,
+                last_seen=previous.last_seen,
+                user_id=previous.user_id,
+                ip=previous.ip,
+                user_agent=previous.user_agent,
+                version=0,
+            )
+        return old_key
+
+    def cycle_key(self) -> None:
+        """New id, same data; the old id is dead at once (login does this)."""
+        self._session  # noqa: B018  (load the data before the id changes)
+        if old_key := self._rotate():
+            self.store.delete(old_key)
+
+    async def acycle_key(self) -> None:
+        await self._aget_session()
+        if old_key := self._rotate():
+            await self.store.adelete(old_key)
+
+    # --- express-session's Session API --------------------------------------
+
+    def regenerate(self) -> None:
+        """express's ``req.session.regenerate()``: old session deleted, new empty one saved."""
+        self.flush()
+        self._new_id()
+        self.modified = True
+
+    async def aregenerate(self) -> None:
+        await self.aflush()
+        self._new_id()
+        self.modified = True
+
+    def destroy(self) -> None:
+        """express's ``req.session.destroy()``: end the session; the cookie is removed too."""
+        self.flush()
+
+    async def adestroy(self) -> None:
+        await self.aflush()
+
+    def _reloaded(self, record: SessionRecord | None) -> None:
+        if record is None:
+            raise SessionInterrupted("The session no longer exists in the store; it was ended.")
+        self._session_cache = self._loaded(record)
+        self.modified = False
+
+    def reload(self) -> None:
+        """Re-read the session from the store, dropping unsaved changes."""
+        if self._sid is None or self._is_new:
+            raise SessionInterrupted("The session was never saved, so it cannot be reloaded.")
+        self._reloaded(self.store.load(store_key(self._sid)))
+
+    async def areload(self) -> None:
+        if self._sid is None or self._is_new:
+            raise SessionInterrupted("The session was never saved, so it cannot be reloaded.")
+        self._reloaded(await self.store.aload(store_key(self._sid)))
+
+    def _touch_args(self) -> tuple[str, datetime, datetime] | None:
+        if self._sid is None or self._is_new:
+            return None
+        now = timezone.now()
+        return store_key(self._sid), self._expires_at(now), now
+
+    def _touched(self, ok: bool, expires_at: datetime, now: datetime) -> bool:
+        if ok and self._record is not None:
+            self._record.expires_at, self._record.last_seen = expires_at, now
+        return ok
+
+    def touch(self) -> bool:
+        """Move the stored expiry and last activity now, without rewriting the data.
+
+        Returns ``False`` when the session is not in the store (never saved or ended).
+        """
+        args = self._touch_args()
+        return args is not None and self._touched(self.store.touch(*args), *args[1:])
+
+    async def atouch(self) -> bool:
+        await self._aget_session()
+        args = self._touch_args()
+        return args is not None and self._touched(await self.store.atouch(*args), *args[1:])
+
+    # --- housekeeping ---------------------------------------------------------
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        for _removed in get_store().purge_expired():
+            pass
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(cls.clear_expired)()

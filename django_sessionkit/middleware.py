@@ -1,0 +1,252 @@
+"""SessionMiddleware: unsign the cookie into ``request.session``; on the way out,
+save, touch or destroy as express-session decides, and set the cookie.
+
+It replaces ``django.contrib.sessions.middleware.SessionMiddleware`` and keeps
+Django's rules: no save on a 5xx response, the cookie deleted when the session
+is emptied, ``SessionInterrupted`` when the session was deleted meanwhile,
+``Vary: Cookie`` whenever the session was accessed or its cookie set.
+One class serves WSGI and ASGI; under ASGI it awaits the store's async API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_vary_headers
+
+from django_sessionkit import cookies
+from django_sessionkit.conf import sessionkit_settings as conf
+from django_sessionkit.engine import SessionStore
+from django_sessionkit.stores.base import StoreUnavailable
+
+logger = logging.getLogger("django_sessionkit")
+
+#: Seconds a client is asked to wait when the store is down.
+RETRY_AFTER = 5
+#: At most one "store unavailable" log line per this many seconds.
+OUTAGE_LOG_INTERVAL = 10.0
+
+_INTERRUPTED = (
+    "The request's session was deleted before the request completed. "
+    "The user may have logged out in a concurrent request, for example."
+)
+
+
+@dataclasses.dataclass
+class _RequestState:
+    cookie_present: bool
+    cookie_id: str | None
+    session: SessionStore
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What to do at the end of a request, decided before any I/O."""
+
+    action: str  # "none", "load", "create", "save", "touch", "delete-cookie", "destroy"
+    set_cookie: bool = False
+
+
+class _OutageLog:
+    """Logs a store outage once per interval instead of once per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._suppressed = 0
+
+    def report(self, exc: StoreUnavailable) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < OUTAGE_LOG_INTERVAL:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        logger.error(
+            "Session store unavailable, answering 503: %s (%d more since the last report)",
+            exc,
+            suppressed,
+        )
+
+
+_outage_log = _OutageLog()
+
+
+def unavailable_response(exc: StoreUnavailable) -> HttpResponse:
+    _outage_log.report(exc)
+    response = HttpResponse(
+        "The session store is unavailable; please try again shortly.\n",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Subclasses Django's (so checks such as admin.E410 accept it) but shares none of its code."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]],
+    ) -> None:
+        from django_sessionkit.checks import configuration_errors
+
+        if errors := configuration_errors():
+            raise ImproperlyConfigured(
+                "SESSIONKIT is misconfigured:\n" + "\n".join(f"- {e}" for e in errors)
+            )
+        self.get_response = get_response  # type: ignore[assignment]
+        self.SessionStore = SessionStore
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:  # type: ignore[override]
+        if self.async_mode:
+            return self.__acall__(request)
+        self._start(request)
+        response = self.get_response(request)
+        assert isinstance(response, HttpResponseBase)
+        try:
+            return self._finish(request, response)
+        except StoreUnavailable as exc:
+            return unavailable_response(exc)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]
+        self._start(request)
+        response = await self.get_response(request)  # type: ignore[misc]
+        try:
+            return await self._afinish(request, response)
+        except StoreUnavailable as exc:
+            return unavailable_response(exc)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A view that hit an unreachable store gets a 503, not a 500 traceback."""
+        if isinstance(exception, StoreUnavailable):
+            return unavailable_response(exception)
+        return None
+
+    # --- request ------------------------------------------------------------
+
+    def _start(self, request: HttpRequest) -> None:
+        raw = cookies.read_cookie(request, conf.NAME)
+        cookie_id = cookies.cookie_to_id(raw)
+        session = SessionStore.for_request(request, cookie_id)
+        request.session = session
+        request._sessionkit = _RequestState(  # type: ignore[attr-defined]
+            cookie_present=conf.NAME in request.COOKIES or raw is not None,
+            cookie_id=cookie_id,
+            session=session,
+        )
+
+    # --- response -----------------------------------------------------------
+
+    def _plan(self, request: HttpRequest, response: HttpResponseBase) -> _Plan:
+        state: _RequestState = request._sessionkit  # type: ignore[attr-defined]
+        session = getattr(request, "session", None)
+        if session is None:  # the view set request.session = None
+            if conf.UNSET == "destroy" and not state.session.is_new:
+                return _Plan("destroy")
+            return _Plan("none")
+        if not isinstance(session, SessionStore) or response.status_code >= 500:
+            return _Plan("none")
+        if not session.accessed:
+            wants_load = conf.SAVE_UNINITIALIZED or (
+                state.cookie_id is not None and (conf.ROLLING or conf.RESAVE)
+            )
+            return _Plan("load" if wants_load else "none")
+        if session.is_empty() and not conf.SAVE_UNINITIALIZED:
+            return _Plan("delete-cookie" if state.cookie_present else "none")
+        if session.is_new:
+            if not (session.has_changes() or conf.SAVE_UNINITIALIZED):
+                return _Plan("none")
+            if cookies.cookie_would_be_dropped(request):
+                logger.warning(
+                    "Not saving a new session: its cookie is Secure but this request is not "
+                    "(check SESSIONKIT['PROXY'] or SECURE_PROXY_SSL_HEADER behind a TLS proxy)."
+                )
+                return _Plan("none")
+            return _Plan("create", set_cookie=True)
+        if session.has_changes():
+            keeps_expiry = not session.get_expire_at_browser_close()
+            return _Plan("save", set_cookie=conf.ROLLING or keeps_expiry)
+        if conf.RESAVE:
+            return _Plan("save", set_cookie=conf.ROLLING)
+        if conf.ROLLING:
+            return _Plan("touch", set_cookie=True)
+        return _Plan("none")
+
+    def _finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        plan = self._plan(request, response)
+        if plan.action == "load":
+            request.session._get_session()  # type: ignore[union-attr]
+            plan = self._plan(request, response)
+        session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
+        if plan.action == "destroy":
+            session.delete()
+            cookies.delete_session_cookie(response)
+            return response
+        if plan.action in ("create", "save"):
+            try:
+                session.save()
+            except UpdateError as exc:
+                raise SessionInterrupted(_INTERRUPTED) from exc
+        elif plan.action == "touch":
+            plan.set_cookie = session.touch()
+        return self._respond(request, response, plan)
+
+    async def _afinish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        plan = self._plan(request, response)
+        if plan.action == "load":
+            await request.session._aget_session()  # type: ignore[union-attr]
+            plan = self._plan(request, response)
+        session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
+        if plan.action == "destroy":
+            await session.adelete()
+            cookies.delete_session_cookie(response)
+            return response
+        if plan.action in ("create", "save"):
+            try:
+                await session.asave()
+            except UpdateError as exc:
+                raise SessionInterrupted(_INTERRUPTED) from exc
+        elif plan.action == "touch":
+            plan.set_cookie = await session.atouch()
+        return self._respond(request, response, plan)
+
+    def _respond(
+        self, request: HttpRequest, response: HttpResponseBase, plan: _Plan
+    ) -> HttpResponseBase:
+        session = request.session
+        vary = getattr(session, "accessed", False)
+        if plan.action == "delete-cookie":
+            cookies.delete_session_cookie(response)
+            vary = True
+        elif plan.set_cookie and not cookies.cookie_would_be_dropped(request):
+            assert isinstance(session, SessionStore) and session.session_key is not None
+            record = session.record
+            expires_at = (
+                None
+                if record is None or session.get_expire_at_browser_close()
+                else record.expires_at
+            )
+            cookies.set_session_cookie(response, request, session.session_key, expires_at)
+            vary = True
+        if vary:
+            patch_vary_headers(response, ("Cookie",))
+        return response

@@ -1,0 +1,231 @@
+"""DatabaseStore: sessions in a table of any Django database (the default store).
+
+``LOCATION`` is the database alias (``"default"`` when unset). Queries per
+call: ``load`` 1, ``save`` 1 (an insert, or an update conditional on the
+version), ``touch`` 1 (an update that does not carry the data), ``delete`` 1.
+Only a concurrent save costs more: a re-read and a second update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from django_sessionkit.models import Session
+from django_sessionkit.stores.base import (
+    MAX_SAVE_ATTEMPTS,
+    Changes,
+    CorruptSession,
+    CreateError,
+    SessionRecord,
+    Store,
+    StoreUnavailable,
+    UpdateError,
+    decode_data,
+    encode_data,
+)
+
+logger = logging.getLogger("django_sessionkit")
+
+
+class DatabaseStore(Store):
+    label = "database"
+
+    def __init__(self, location: Any = None, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(location or "default", options)
+        self.alias: str = self.location
+
+    @classmethod
+    def check(cls, location: Any, options: Mapping[str, Any]) -> list[str]:
+        alias = location or "default"
+        problems = []
+        if alias not in connections.settings:
+            known = ", ".join(sorted(connections.settings)) or "none"
+            problems.append(
+                f"LOCATION {alias!r} is not a database alias in DATABASES (known: {known})."
+            )
+        if options:
+            problems.append(
+                f"OPTIONS {sorted(options)} are not accepted: DatabaseStore takes no options."
+            )
+        return problems
+
+    def describe(self) -> str:
+        db = connections.settings[self.alias]
+        return f"database {self.alias!r} ({db.get('ENGINE', '?')}, {db.get('NAME', '?')})"
+
+    @property
+    def _rows(self) -> QuerySet[Session]:
+        return Session.objects.using(self.alias)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreUnavailable(self.describe(), exc) from exc
+
+    # --- contract ---------------------------------------------------------
+
+    def load(self, key: str) -> SessionRecord | None:
+        with self._errors():
+            row = self._rows.filter(key=key, expires_at__gt=timezone.now()).first()
+        return None if row is None else self._record(row)
+
+    def save(
+        self,
+        key: str,
+        record: SessionRecord,
+        *,
+        must_create: bool = False,
+        changes: Changes | None = None,
+    ) -> SessionRecord:
+        with self._errors():
+            if must_create:
+                return self._insert(key, record)
+            return self._update(key, record, changes)
+
+    def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
+        with self._errors():
+            updated = self._rows.filter(key=key, expires_at__gt=timezone.now()).update(
+                expires_at=expires_at, last_seen=last_seen
+            )
+        return updated > 0
+
+    def delete(self, key: str) -> None:
+        with self._errors():
+            self._rows.filter(key=key).delete()
+
+    def exists(self, key: str) -> bool:
+        with self._errors():
+            return self._rows.filter(key=key, expires_at__gt=timezone.now()).exists()
+
+    def count(self, *, user_id: str | None = None) -> int:
+        with self._errors():
+            return self._live(user_id).count()
+
+    def list(
+        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[tuple[str, SessionRecord]]:
+        rows = self._live(user_id).order_by("-last_seen", "key")[offset : offset + limit]
+        with self._errors():
+            return [
+                (row.key, record) for row in rows if (record := self._record(row)) is not None
+            ]
+
+    def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        rows = self._rows.filter(user_id=user_id)
+        if keep is not None:
+            rows = rows.exclude(key=keep)
+        with self._errors():
+            deleted, _ = rows.delete()
+        return deleted
+
+    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+        while True:
+            now = timezone.now()
+            with self._errors():
+                keys = list(
+                    self._rows.filter(expires_at__lte=now)
+                    .order_by("expires_at")
+                    .values_list("key", flat=True)[:batch_size]
+                )
+                if not keys:
+                    return
+                deleted, _ = self._rows.filter(key__in=keys, expires_at__lte=now).delete()
+            yield deleted
+
+    # --- helpers ----------------------------------------------------------
+
+    def _live(self, user_id: str | None) -> QuerySet[Session]:
+        rows = self._rows.filter(expires_at__gt=timezone.now())
+        return rows if user_id is None else rows.filter(user_id=user_id)
+
+    def _record(self, row: Session) -> SessionRecord | None:
+        try:
+            data = decode_data(row.data)
+        except CorruptSession as exc:
+            logger.warning("Session %s… in %s is unreadable (%s).", row.key[:12], self.alias, exc)
+            return None
+        return SessionRecord(
+            data=data,
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+            last_seen=row.last_seen,
+            user_id=row.user_id,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            version=row.version,
+        )
+
+    def _fields(self, record: SessionRecord) -> dict[str, Any]:
+        return {
+            "expires_at": record.expires_at,
+            "user_id": record.user_id,
+            "ip": record.ip,
+            "user_agent": record.user_agent,
+            "last_seen": record.last_seen,
+        }
+
+    def _insert(self, key: str, record: SessionRecord) -> SessionRecord:
+        row = Session(
+            key=key,
+            data=encode_data(record.data),
+            version=1,
+            created_at=record.created_at,
+            **self._fields(record),
+        )
+        # Inside a transaction a failed INSERT would poison it: guard with a savepoint.
+        guard = (
+            transaction.atomic(using=self.alias)
+            if connections[self.alias].in_atomic_block
+            else contextlib.nullcontext()
+        )
+        try:
+            with guard:
+                row.save(using=self.alias, force_insert=True)
+        except IntegrityError as exc:
+            raise CreateError(f"a session with key {key[:12]}… already exists") from exc
+        return record.with_data(record.data, version=1)
+
+    def _update(self, key: str, record: SessionRecord, changes: Changes | None) -> SessionRecord:
+        if changes is None:
+            updated = self._rows.filter(key=key).update(
+                data=encode_data(record.data), version=record.version + 1, **self._fields(record)
+            )
+            if not updated:
+                raise UpdateError(f"session {key[:12]}… no longer exists")
+            return record.with_data(record.data, record.version + 1)
+        data, version = record.data, record.version
+        for _attempt in range(MAX_SAVE_ATTEMPTS):
+            updated = self._rows.filter(key=key, version=version).update(
+                data=encode_data(data), version=version + 1, **self._fields(record)
+            )
+            if updated:
+                return record.with_data(data, version + 1)
+            # Someone saved meanwhile (or the session is gone): merge onto the newer copy.
+            current = self._rows.filter(key=key).values_list("data", "version").first()
+            if current is None:
+                raise UpdateError(f"session {key[:12]}… no longer exists")
+            try:
+                fresh = decode_data(current[0])
+            except CorruptSession:
+                fresh = {}
+            data, version = changes.apply(fresh), current[1]
+        raise DatabaseError(
+            f"session {key[:12]}…: gave up after {MAX_SAVE_ATTEMPTS} concurrent saves"
+        )

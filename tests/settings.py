@@ -1,0 +1,85 @@
+"""Settings for the test suite: SQLite as "default", PostgreSQL as "pg" when it is reachable."""
+
+from __future__ import annotations
+
+import os
+
+SECRET_KEY = "tests-only-secret-key-not-for-production-0123456789"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_sessionkit",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django_sessionkit.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+SESSION_ENGINE = "django_sessionkit.engine"
+SESSIONKIT: dict[str, object] = {}
+
+ROOT_URLCONF = "tests.testapp.urls"
+STATIC_URL = "/static/"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+PG_HOST = os.environ.get("SESSIONKIT_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("SESSIONKIT_PG_PORT", "5432"))
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    try:
+        psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user="postgres", dbname="test", connect_timeout=2
+        ).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+DATABASES: dict[str, dict[str, object]] = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+}
+POSTGRES_AVAILABLE = _postgres_reachable()
+if POSTGRES_AVAILABLE:
+    DATABASES["pg"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": PG_HOST,
+        "PORT": PG_PORT,
+        "USER": "postgres",
+        "NAME": "test",
+        # The server is shared: a name of our own, unique per test run.
+        "TEST": {"NAME": f"test_sessionkit_{os.getpid()}"},
+    }

@@ -1,0 +1,43 @@
+"""The store contract on DatabaseStore, over SQLite and over PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+
+from django_sessionkit.models import Session
+from django_sessionkit.stores.database import DatabaseStore
+from tests.store_contract import StoreContract, make_record, new_key
+
+
+@pytest.mark.django_db
+class TestDatabaseStoreOnSQLite(StoreContract):
+    @pytest.fixture
+    def store(self) -> DatabaseStore:
+        return DatabaseStore("default")
+
+    def test_corrupt_row_loads_as_missing_and_is_logged(
+        self, store: DatabaseStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        key = new_key()
+        store.save(key, make_record(), must_create=True)
+        Session.objects.filter(key=key).update(data="{not json")
+        assert store.load(key) is None
+        assert "unreadable" in caplog.text
+
+
+@pytest.mark.django_db(databases=["default", "pg"])
+class TestDatabaseStoreOnPostgreSQL(StoreContract):
+    @pytest.fixture
+    def store(self, pg_alias: str) -> Iterator[DatabaseStore]:
+        assert connections[pg_alias].vendor == "postgresql"
+        yield DatabaseStore(pg_alias)
+
+
+def test_check_rejects_unknown_alias_and_options() -> None:
+    problems = DatabaseStore.check("nope", {"X": 1})
+    assert any("'nope' is not a database alias" in p for p in problems)
+    assert any("DatabaseStore takes no options" in p for p in problems)
+    assert DatabaseStore.check(None, {}) == []
