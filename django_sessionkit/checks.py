@@ -206,11 +206,16 @@ def _check_store(raw: Mapping[str, Any]) -> list[CheckMessage]:
             )
         ]
     problems: list[CheckMessage] = [
-        _error(16, _unknown(_key("STORE"), k, list(STORE_KEYS))) for k in store if k not in STORE_KEYS
+        _error(16, _unknown(_key("STORE"), k, list(STORE_KEYS)))
+        for k in store
+        if k not in STORE_KEYS
     ]
-    options = store.get("OPTIONS") or {}
+    options = store.get("OPTIONS")
+    options = {} if options is None else options
     if not isinstance(options, Mapping):
-        problems.append(_error(16, f"SESSIONKIT['STORE']['OPTIONS'] is {options!r}; it must be a dict."))
+        problems.append(
+            _error(16, f"SESSIONKIT['STORE']['OPTIONS'] is {options!r}; it must be a dict.")
+        )
         return problems
     path = sessionkit_settings.STORE["BACKEND"]
     try:
@@ -218,7 +223,9 @@ def _check_store(raw: Mapping[str, Any]) -> list[CheckMessage]:
     except Exception as exc:  # any import-time failure is a configuration error
         return [
             *problems,
-            _error(17, f"SESSIONKIT['STORE']['BACKEND'] is {path!r}, which cannot be imported: {exc}."),
+            _error(
+                17, f"SESSIONKIT['STORE']['BACKEND'] is {path!r}, which cannot be imported: {exc}."
+            ),
         ]
     if not (isinstance(backend, type) and issubclass(backend, Store)):
         return [
@@ -248,7 +255,9 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
     ]
     unset = raw.get("UNSET", "keep")
     if not (isinstance(unset, str) and unset.lower() in UNSET_VALUES):
-        problems.append(_error(19, f"{_key('UNSET')} is {unset!r}; it must be 'keep' or 'destroy'."))
+        problems.append(
+            _error(19, f"{_key('UNSET')} is {unset!r}; it must be 'keep' or 'destroy'.")
+        )
     if raw.get("COMPAT") not in COMPAT_VALUES:
         problems.append(
             _error(20, f"{_key('COMPAT')} is {raw['COMPAT']!r}; it must be None or 'express'.")
@@ -265,7 +274,9 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
     for name, minimum in (("TRUSTED_PROXIES", 1), ("USER_AGENT_MAX_LENGTH", 0)):
         if name in raw and not _is_count(raw[name], minimum):
             problems.append(
-                _error(24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}.")
+                _error(
+                    24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}."
+                )
             )
     return problems
 
@@ -337,6 +348,4 @@ def sessionkit_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 def configuration_errors() -> list[str]:
     """The serious problems with SESSIONKIT, formatted, for failing at start-up."""
-    return [
-        f"{message.id}: {message.msg}" for message in check_settings() if message.is_serious()
-    ]
+    return [f"{message.id}: {message.msg}" for message in check_settings() if message.is_serious()]

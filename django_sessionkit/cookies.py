@@ -123,10 +123,10 @@ def is_secure(request: HttpRequest, conf: Settings = sessionkit_settings) -> boo
         proto = request.META.get("HTTP_X_FORWARDED_PROTO", "")
         if proto.split(",")[0].strip().lower() == "https":
             return True
-    return request._get_scheme() == "https"  # type: ignore[attr-defined]
+    return bool(request._get_scheme() == "https")  # type: ignore[attr-defined]
 
 
-class SessionMorsel(Morsel[str, str]):
+class SessionMorsel(Morsel[str]):
     """A Morsel that also knows ``Partitioned`` and ``Priority``.
 
     Python's own Morsel knows neither before 3.14; putting this one into
@@ -134,12 +134,12 @@ class SessionMorsel(Morsel[str, str]):
     reads ``response.cookies`` see the whole cookie.
     """
 
-    _reserved = {  # noqa: RUF012
+    _reserved = {
         **Morsel._reserved,  # type: ignore[attr-defined]
         "partitioned": "Partitioned",
         "priority": "Priority",
     }
-    _flags = {*Morsel._flags, "partitioned"}  # type: ignore[attr-defined]  # noqa: RUF012
+    _flags = {*Morsel._flags, "partitioned"}  # type: ignore[attr-defined]
 
 
 def set_session_cookie(
@@ -161,7 +161,7 @@ def set_session_cookie(
     morsel.set(conf.NAME, value, encode_value(value) if conf.SIGNED else value)
     attributes: dict[str, Any] = {"path": conf.PATH}
     if expires_at is not None:
-        max_age = max(0, int((expires_at - datetime.now(timezone.utc)).total_seconds()))
+        max_age = max(0, round((expires_at - datetime.now(timezone.utc)).total_seconds()))
         attributes["max-age"] = max_age
         attributes["expires"] = http_date(expires_at.timestamp())
     if conf.DOMAIN:
@@ -187,7 +187,7 @@ def delete_session_cookie(response: HttpResponseBase, conf: Settings = sessionki
         conf.NAME,
         path=conf.PATH,
         domain=conf.DOMAIN,
-        samesite=None if same_site == "auto" else same_site,
+        samesite=None if same_site == "auto" else same_site,  # type: ignore[arg-type]
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
@@ -63,6 +63,13 @@ def _snapshot(data: dict[str, Any]) -> dict[str, str]:
 class SessionStore(SessionBase):
     """One browser's session, bound to the configured store."""
 
+    if TYPE_CHECKING:  # SessionBase's private data accessors, which django-stubs leaves out
+        _session: dict[str, Any]
+
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
+        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
     def __init__(self, session_key: str | None = None, *, request: HttpRequest | None = None):
         self.request = request
         self._sid: str | None = None
@@ -87,8 +94,8 @@ class SessionStore(SessionBase):
     def _set_session_key(self, value: str | None) -> None:
         self._sid = cookies.cookie_to_id(cookies.decode_value(value)) if value else None
 
-    session_key = property(_get_session_key)  # type: ignore[assignment]
-    _session_key = property(_get_session_key, _set_session_key)  # type: ignore[assignment]
+    session_key = property(_get_session_key)
+    _session_key = property(_get_session_key, _set_session_key)
 
     @property
     def session_id(self) -> str | None:
@@ -124,7 +131,7 @@ class SessionStore(SessionBase):
                 and 0 < len(value) <= MAX_ID_LENGTH
                 and value.isascii()
                 and value.isprintable()
-                and not any(ch in value for ch in " ;,\"\\")
+                and not any(ch in value for ch in ' ;,"\\')
             ):
                 raise TypeError(
                     f"SESSIONKIT['GENID'] returned {value!r}; it must return a non-empty string "
@@ -225,10 +232,10 @@ class SessionStore(SessionBase):
             created_at=previous.created_at if previous else (self._created_at or now),
             last_seen=now,
             user_id=None if user_id is None else str(user_id),
-            ip=metadata.client_ip(request) if request else (previous and previous.ip),
-            user_agent=metadata.user_agent(request) if request else (
-                previous.user_agent if previous else ""
-            ),
+            ip=metadata.client_ip(request) if request else (previous.ip if previous else None),
+            user_agent=metadata.user_agent(request)
+            if request
+            else (previous.user_agent if previous else ""),
             version=previous.version if previous else 0,
         )
         if must_create or self._is_new:

@@ -110,13 +110,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
             raise ImproperlyConfigured(
                 "SESSIONKIT is misconfigured:\n" + "\n".join(f"- {e}" for e in errors)
             )
-        self.get_response = get_response  # type: ignore[assignment]
+        self.get_response = get_response
         self.SessionStore = SessionStore
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> Any:  # type: ignore[override]
+    def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
         self._start(request)
@@ -127,7 +127,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         except StoreUnavailable as exc:
             return unavailable_response(exc)
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         self._start(request)
         response = await self.get_response(request)  # type: ignore[misc]
         try:
@@ -193,10 +193,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     def _finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         plan = self._plan(request, response)
-        if plan.action == "load":
-            request.session._get_session()  # type: ignore[union-attr]
-            plan = self._plan(request, response)
         session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
+        if plan.action == "load":
+            session._get_session()
+            plan = self._plan(request, response)
         if plan.action == "destroy":
             session.delete()
             cookies.delete_session_cookie(response)
@@ -212,10 +212,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     async def _afinish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         plan = self._plan(request, response)
-        if plan.action == "load":
-            await request.session._aget_session()  # type: ignore[union-attr]
-            plan = self._plan(request, response)
         session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
+        if plan.action == "load":
+            await session._aget_session()
+            plan = self._plan(request, response)
         if plan.action == "destroy":
             await session.adelete()
             cookies.delete_session_cookie(response)

@@ -12,7 +12,8 @@ class Session(models.Model):
     data = models.TextField("data (JSON)")
     version = models.PositiveBigIntegerField(default=1)
     expires_at = models.DateTimeField(db_index=True)
-    user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    # NULL, not "", for anonymous sessions: the index then holds only signed-in ones.
+    user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)  # noqa: DJ001
     ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     user_agent = models.CharField(max_length=1024, blank=True, default="")
     created_at = models.DateTimeField()

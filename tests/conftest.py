@@ -25,6 +25,7 @@ def pg_alias() -> Iterator[str]:
     if "pg" not in settings.DATABASES:
         service_missing(
             "PostgreSQL on 127.0.0.1:5432 (trust auth, database 'test')",
-            "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            "Start it with: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
         )
     yield "pg"

@@ -50,7 +50,9 @@ def close_to(a: datetime, b: datetime, seconds: float = 1.0) -> bool:
 class StoreContract:
     """Tests that hold every store to the same behaviour."""
 
-    def create(self, store: Store, key: str | None = None, **kwargs: object) -> tuple[str, SessionRecord]:
+    def create(
+        self, store: Store, key: str | None = None, **kwargs: object
+    ) -> tuple[str, SessionRecord]:
         key = key or new_key()
         return key, store.save(key, make_record(**kwargs), must_create=True)  # type: ignore[arg-type]
 
@@ -131,10 +133,14 @@ class StoreContract:
 
     def test_a_concurrent_removal_is_merged(self, store: Store) -> None:
         key, base = self.create(store, data={"a": 1, "b": 2})
-        store.save(key, make_record(data={"a": 1, "b": 2, "c": 3}, version=base.version),
-                   changes=Changes(set={"c": 3}))
-        store.save(key, make_record(data={"b": 2}, version=base.version),
-                   changes=Changes(removed={"a"}))
+        store.save(
+            key,
+            make_record(data={"a": 1, "b": 2, "c": 3}, version=base.version),
+            changes=Changes(set={"c": 3}),
+        )
+        store.save(
+            key, make_record(data={"b": 2}, version=base.version), changes=Changes(removed={"a"})
+        )
         loaded = store.load(key)
         assert loaded is not None and loaded.data == {"b": 2, "c": 3}
 
@@ -167,7 +173,9 @@ class StoreContract:
         assert store.touch(key, timezone.now() + timedelta(hours=1), timezone.now()) is False
         assert store.load(key) is None
 
-    def test_an_expired_session_never_loads_and_touch_does_not_revive_it(self, store: Store) -> None:
+    def test_an_expired_session_never_loads_and_touch_does_not_revive_it(
+        self, store: Store
+    ) -> None:
         key, _ = self.create(store, expires_at=timezone.now() - timedelta(seconds=1))
         assert store.load(key) is None
         assert store.exists(key) is False

@@ -216,9 +216,7 @@ class Store:
         must_create: bool = False,
         changes: Changes | None = None,
     ) -> SessionRecord:
-        return await sync_to_async(self.save)(
-            key, record, must_create=must_create, changes=changes
-        )
+        return await sync_to_async(self.save)(key, record, must_create=must_create, changes=changes)
 
     async def atouch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
         return await sync_to_async(self.touch)(key, expires_at, last_seen)
@@ -234,7 +232,7 @@ class Store:
 
     async def alist(
         self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
-    ) -> list[tuple[str, SessionRecord]]:
+    ) -> builtins.list[tuple[str, SessionRecord]]:
         return await sync_to_async(self.list)(user_id=user_id, offset=offset, limit=limit)
 
     async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:

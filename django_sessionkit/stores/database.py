@@ -70,7 +70,8 @@ class DatabaseStore(Store):
 
     @property
     def _rows(self) -> QuerySet[Session]:
-        return Session.objects.using(self.alias)
+        rows: QuerySet[Session] = Session.objects.using(self.alias)
+        return rows
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -104,7 +105,7 @@ class DatabaseStore(Store):
             updated = self._rows.filter(key=key, expires_at__gt=timezone.now()).update(
                 expires_at=expires_at, last_seen=last_seen
             )
-        return updated > 0
+        return bool(updated > 0)
 
     def delete(self, key: str) -> None:
         with self._errors():
@@ -112,20 +113,18 @@ class DatabaseStore(Store):
 
     def exists(self, key: str) -> bool:
         with self._errors():
-            return self._rows.filter(key=key, expires_at__gt=timezone.now()).exists()
+            return bool(self._rows.filter(key=key, expires_at__gt=timezone.now()).exists())
 
     def count(self, *, user_id: str | None = None) -> int:
         with self._errors():
-            return self._live(user_id).count()
+            return int(self._live(user_id).count())
 
     def list(
         self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
     ) -> list[tuple[str, SessionRecord]]:
         rows = self._live(user_id).order_by("-last_seen", "key")[offset : offset + limit]
         with self._errors():
-            return [
-                (row.key, record) for row in rows if (record := self._record(row)) is not None
-            ]
+            return [(row.key, record) for row in rows if (record := self._record(row)) is not None]
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         rows = self._rows.filter(user_id=user_id)
@@ -133,7 +132,7 @@ class DatabaseStore(Store):
             rows = rows.exclude(key=keep)
         with self._errors():
             deleted, _ = rows.delete()
-        return deleted
+        return int(deleted)
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         while True:
@@ -152,7 +151,7 @@ class DatabaseStore(Store):
     # --- helpers ----------------------------------------------------------
 
     def _live(self, user_id: str | None) -> QuerySet[Session]:
-        rows = self._rows.filter(expires_at__gt=timezone.now())
+        rows: QuerySet[Session] = self._rows.filter(expires_at__gt=timezone.now())
         return rows if user_id is None else rows.filter(user_id=user_id)
 
     def _record(self, row: Session) -> SessionRecord | None:

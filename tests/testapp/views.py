@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
-from django.contrib.auth import aget_user, alogin, get_user_model, login, logout
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import (
+    aget_user,
+    alogin,
+    get_user_model,
+    login,
+    logout,
+    update_session_auth_hash,
+)
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 
@@ -87,7 +91,8 @@ def read_messages(request: HttpRequest) -> JsonResponse:
 
 
 def change_password(request: HttpRequest, username: str) -> HttpResponse:
-    user = get_user_model().objects.get(username=username)
+    user = request.user  # as PasswordChangeView does: the signed-in user changes their password
+    assert user.is_authenticated and user.get_username() == username
     user.set_password("a-new-password")
     user.save()
     update_session_auth_hash(request, user)
@@ -106,10 +111,10 @@ async def async_login(request: HttpRequest, username: str) -> HttpResponse:
     return HttpResponse(f"hello {username}")
 
 
-async def async_read(request: HttpRequest) -> HttpResponse:
+async def async_read(request: HttpRequest) -> JsonResponse:
     user = await aget_user(request)
-    data = {k: v for k, v in (await request.session.aitems())}
-    return HttpResponse(json.dumps({"user": user.get_username() or None, "data": data}))
+    data = dict(await request.session.aitems())
+    return JsonResponse({"user": user.get_username() or None, "data": data})
 
 
 def csrf_form(request: HttpRequest) -> HttpResponse:

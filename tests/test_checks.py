@@ -1,0 +1,155 @@
+"""Every system check fires, with a message naming the key, the value and what is accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_sessionkit.checks import sessionkit_checks
+from django_sessionkit.middleware import SessionMiddleware
+
+OURS = "django_sessionkit.middleware.SessionMiddleware"
+DJANGOS = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+def messages_for(config: Any) -> list[tuple[str, str]]:
+    with override_settings(SESSIONKIT=config):
+        return [(m.id or "", m.msg) for m in sessionkit_checks()]
+
+
+def test_a_valid_configuration_passes() -> None:
+    config = {
+        "SECRET": ["new", "old"],
+        "NAME": "connect.sid",
+        "COOKIE": {
+            "MAX_AGE": 1800,
+            "HTTP_ONLY": True,
+            "SECURE": "AUTO",
+            "SAME_SITE": "lax",
+            "DOMAIN": None,
+            "PATH": "/",
+            "PARTITIONED": False,
+            "PRIORITY": "high",
+        },
+        "GENID": "django_sessionkit.cookies.new_id",
+        "PROXY": True,
+        "RESAVE": False,
+        "ROLLING": True,
+        "SAVE_UNINITIALIZED": False,
+        "STORE": {
+            "BACKEND": "django_sessionkit.stores.database.DatabaseStore",
+            "LOCATION": "default",
+        },
+        "UNSET": "Destroy",
+        "SIGNED": True,
+        "COMPAT": None,
+        "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",
+        "TRUSTED_PROXIES": 2,
+    }
+    assert messages_for(config) == []
+    assert messages_for({}) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "check_id", "fragments"),
+    [
+        (["not", "a", "dict"], "sessionkit.E001", ["must be a dict"]),
+        ({"SECRETS": "x"}, "sessionkit.E002", ["unknown key 'SECRETS'", "Did you mean 'SECRET'"]),
+        ({"SECRET": ""}, "sessionkit.E003", ["SECRET", "empty", "non-empty string"]),
+        ({"SECRET": []}, "sessionkit.E003", ["SECRET", "empty"]),
+        ({"SECRET": ["ok", ""]}, "sessionkit.E003", ["empty or non-string entry"]),
+        ({"SECRET": 42}, "sessionkit.E003", ["'int'"]),
+        ({"NAME": "my session"}, "sessionkit.E004", ["'my session'", "cookie name"]),
+        ({"COOKIE": "x"}, "sessionkit.E005", ["COOKIE", "must be a dict"]),
+        ({"COOKIE": {"MAXAGE": 1}}, "sessionkit.E005", ["'MAXAGE'", "MAX_AGE"]),
+        ({"COOKIE": {"MAX_AGE": -1}}, "sessionkit.E006", ["MAX_AGE", "-1", ">= 0"]),
+        ({"COOKIE": {"MAX_AGE": "60"}}, "sessionkit.E006", ["'60'"]),
+        (
+            {"COOKIE": {"HTTP_ONLY": "yes"}},
+            "sessionkit.E007",
+            ["HTTP_ONLY", "'yes'", "True or False"],
+        ),
+        ({"COOKIE": {"SECURE": "always"}}, "sessionkit.E008", ["SECURE", "'always'", "'auto'"]),
+        (
+            {"COOKIE": {"SAME_SITE": "loose"}},
+            "sessionkit.E009",
+            ["SAME_SITE", "'loose'", "'Strict'"],
+        ),
+        ({"COOKIE": {"SAME_SITE": "None", "SECURE": False}}, "sessionkit.E010", ["without Secure"]),
+        ({"COOKIE": {"PATH": "app"}}, "sessionkit.E011", ["PATH", "'app'"]),
+        ({"COOKIE": {"DOMAIN": 3}}, "sessionkit.E011", ["DOMAIN"]),
+        ({"COOKIE": {"PRIORITY": "urgent"}}, "sessionkit.E012", ["PRIORITY", "'urgent'", "'High'"]),
+        ({"GENID": "no.such.module.genid"}, "sessionkit.E013", ["GENID", "cannot be imported"]),
+        ({"GENID": 5}, "sessionkit.E013", ["GENID", "dotted path"]),
+        ({"PROXY": "yes"}, "sessionkit.E014", ["PROXY", "None, True or False"]),
+        ({"RESAVE": 1}, "sessionkit.E015", ["RESAVE", "True or False"]),
+        ({"ROLLING": "no"}, "sessionkit.E015", ["ROLLING"]),
+        ({"SAVE_UNINITIALIZED": None}, "sessionkit.E015", ["SAVE_UNINITIALIZED"]),
+        ({"SIGNED": "true"}, "sessionkit.E015", ["SIGNED"]),
+        ({"STORE": "redis"}, "sessionkit.E016", ["STORE", "must be a dict"]),
+        ({"STORE": {"BACKEND": "x.Y", "LOCTION": 1}}, "sessionkit.E016", ["'LOCTION'", "LOCATION"]),
+        ({"STORE": {"OPTIONS": []}}, "sessionkit.E016", ["OPTIONS", "must be a dict"]),
+        (
+            {"STORE": {"BACKEND": "no.such.Store"}},
+            "sessionkit.E017",
+            ["'no.such.Store'", "cannot be imported"],
+        ),
+        (
+            {"STORE": {"BACKEND": "django_sessionkit.conf.Settings"}},
+            "sessionkit.E017",
+            ["Store subclass"],
+        ),
+        ({"STORE": {"LOCATION": "nope"}}, "sessionkit.E018", ["'nope' is not a database alias"]),
+        ({"UNSET": "forget"}, "sessionkit.E019", ["UNSET", "'forget'", "'keep' or 'destroy'"]),
+        ({"COMPAT": "rails"}, "sessionkit.E020", ["COMPAT", "'rails'", "'express'"]),
+        (
+            {"CLIENT_IP_HEADER": "X-Forwarded-For"},
+            "sessionkit.E023",
+            ["CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR"],
+        ),
+        ({"TRUSTED_PROXIES": 0}, "sessionkit.E024", ["TRUSTED_PROXIES", ">= 1"]),
+        ({"COOKIE": {"PARTITIONED": True, "SECURE": False}}, "sessionkit.W001", ["Partitioned"]),
+    ],
+)
+def test_each_wrong_value_is_reported(config: Any, check_id: str, fragments: list[str]) -> None:
+    found = [msg for id_, msg in messages_for(config) if id_ == check_id]
+    assert found, (check_id, messages_for(config))
+    for fragment in fragments:
+        assert any(fragment in msg for msg in found), (fragment, found)
+
+
+def test_both_session_middlewares_installed() -> None:
+    with override_settings(MIDDLEWARE=[DJANGOS, OURS]):
+        ids = [m.id for m in sessionkit_checks()]
+    assert "sessionkit.E021" in ids
+
+
+def test_our_engine_without_our_middleware() -> None:
+    with override_settings(MIDDLEWARE=[DJANGOS]):
+        msgs = [m for m in sessionkit_checks() if m.id == "sessionkit.E022"]
+    assert msgs and OURS in msgs[0].msg
+
+
+def test_our_middleware_with_another_engine() -> None:
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.db"):
+        msgs = [m for m in sessionkit_checks() if m.id == "sessionkit.E022"]
+    assert msgs and "SESSION_ENGINE is 'django.contrib.sessions.backends.db'" in msgs[0].msg
+
+
+def test_manage_py_check_fails_on_a_wrong_setting() -> None:
+    with override_settings(SESSIONKIT={"UNSET": "forget"}), pytest.raises(SystemCheckError) as exc:
+        call_command("check")
+    assert "sessionkit.E019" in str(exc.value)
+
+
+def test_the_middleware_refuses_to_start_misconfigured() -> None:
+    with (
+        override_settings(SESSIONKIT={"COOKIE": {"MAX_AGE": -5}}),
+        pytest.raises(ImproperlyConfigured, match=r"sessionkit.E006: .*MAX_AGE"),
+    ):
+        SessionMiddleware(lambda request: None)  # type: ignore[arg-type, return-value]
