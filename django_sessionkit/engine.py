@@ -77,6 +77,7 @@ class SessionStore(SessionBase):
         self._snapshot: dict[str, str] = {}  # each key's JSON as last loaded or saved
         self._is_new = False  # _sid was generated here and is not in the store yet
         self._created_at: datetime | None = None  # kept across cycle_key()
+        self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
         super().__init__(session_key)
 
     @classmethod
@@ -178,8 +179,60 @@ class SessionStore(SessionBase):
         data = getattr(self, "_session_cache", None)
         if data is None:
             return Changes()
-        changed = {k: v for k, v in data.items() if self._snapshot.get(k) != _dump(k, v)}
-        return Changes(set=changed, removed=set(self._snapshot) - set(data))
+        increments = {k: d for k, d in self._increments.items() if k in data}
+        changed = {
+            k: v
+            for k, v in data.items()
+            if k not in increments and self._snapshot.get(k) != _dump(k, v)
+        }
+        return Changes(set=changed, removed=set(self._snapshot) - set(data), increments=increments)
+
+    # --- atomic counters ----------------------------------------------------
+
+    def _incremented(self, data: dict[str, Any], key: str, amount: int | float) -> int | float:
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise TypeError(f"incr({key!r}, …) takes an int or float amount, not {amount!r}")
+        current = data.get(key, 0)
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise TypeError(f"session key {key!r} holds {current!r}, which is not a number")
+        data[key] = current + amount
+        self._increments[key] = self._increments.get(key, 0) + amount
+        self.modified = True
+        return data[key]  # type: ignore[no-any-return]
+
+    def incr(self, key: str, amount: int | float = 1) -> int | float:
+        """Add ``amount`` to a numeric key (0 when missing) and return the new value.
+
+        Unlike ``session[key] += 1``, the increment survives concurrent requests:
+        when another request saved the session meanwhile, the store adds this
+        request's delta to the newer value instead of writing over it.
+        """
+        return self._incremented(self._session, key, amount)
+
+    async def aincr(self, key: str, amount: int | float = 1) -> int | float:
+        return self._incremented(await self._aget_session(), key, amount)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._increments.pop(key, None)  # an assignment replaces any pending increment
+        super().__setitem__(key, value)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self._increments.pop(key, None)
+        await super().aset(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._increments.pop(key, None)
+        super().__delitem__(key)
+
+    def update(self, dict_: Any) -> None:  # type: ignore[override]
+        for key in dict(dict_):
+            self._increments.pop(key, None)
+        super().update(dict_)
+
+    async def aupdate(self, dict_: Any) -> None:
+        for key in dict(dict_):
+            self._increments.pop(key, None)
+        await super().aupdate(dict_)
 
     def has_changes(self) -> bool:
         return self.modified or bool(self.changes())
@@ -187,6 +240,7 @@ class SessionStore(SessionBase):
     # --- loading ----------------------------------------------------------
 
     def _loaded(self, record: SessionRecord | None) -> dict[str, Any]:
+        self._increments = {}
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
             self._sid, self._record, self._snapshot = None, None, {}
@@ -251,6 +305,7 @@ class SessionStore(SessionBase):
             saved.data = cache
         self._record = saved
         self._snapshot = _snapshot(cache)
+        self._increments = {}
         self._is_new = False
         self.modified = False
 
@@ -326,7 +381,7 @@ class SessionStore(SessionBase):
             await self.store.adelete(key)
 
     def _forget(self) -> None:
-        self._sid, self._record, self._snapshot = None, None, {}
+        self._sid, self._record, self._snapshot, self._increments = None, None, {}, {}
         self._is_new, self._created_at = False, None
 
     def flush(self) -> None:

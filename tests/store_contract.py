@@ -144,6 +144,22 @@ class StoreContract:
         loaded = store.load(key)
         assert loaded is not None and loaded.data == {"b": 2, "c": 3}
 
+    def test_concurrent_increments_add_up(self, store: Store) -> None:
+        key, base = self.create(store, data={"views": 10})
+        store.save(
+            key,
+            make_record(data={"views": 11}, version=base.version),
+            changes=Changes(increments={"views": 1}),
+        )
+        merged = store.save(
+            key,
+            make_record(data={"views": 13}, version=base.version),
+            changes=Changes(increments={"views": 3}),
+        )
+        assert merged.data == {"views": 14}
+        loaded = store.load(key)
+        assert loaded is not None and loaded.data == {"views": 14}
+
     def test_update_carries_metadata(self, store: Store) -> None:
         key, saved = self.create(store)
         later = timezone.now() + timedelta(hours=5)

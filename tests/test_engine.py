@@ -186,3 +186,46 @@ async def test_async_twins() -> None:
     await again.aflush()
     assert not await again.aexists(new_key)
     await SessionStore.aclear_expired()
+
+
+def test_incr_never_loses_a_concurrent_count(session: SessionStore) -> None:
+    session["views"] = 10
+    session["other"] = "x"
+    session.save()
+    first, second = reopen(session), reopen(session)
+    assert first.incr("views") == 11  # both loaded 10
+    assert second.incr("views", 5) == 15
+    second["theme"] = "dark"
+    first.save()
+    second.save()  # conflicts with first: its delta is added to the newer 11
+    assert second["views"] == 16
+    assert dict(reopen(session).items()) == {"views": 16, "other": "x", "theme": "dark"}
+
+
+def test_incr_rejects_non_numbers(session: SessionStore) -> None:
+    session["name"] = "alice"
+    with pytest.raises(TypeError, match="'name' holds 'alice'"):
+        session.incr("name")
+    with pytest.raises(TypeError, match="int or float"):
+        session.incr("views", "1")  # type: ignore[arg-type]
+
+
+def test_assignment_after_incr_wins(session: SessionStore) -> None:
+    session["views"] = 3
+    session.save()
+    other = reopen(session)
+    other.incr("views")
+    other["views"] = 0  # an explicit reset replaces the pending increment
+    concurrent = reopen(session)
+    concurrent.incr("views")
+    concurrent.save()
+    other.save()
+    assert reopen(session)["views"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_aincr() -> None:
+    session = SessionStore()
+    assert await session.aincr("views") == 1
+    await session.asave()
+    assert await SessionStore(session.session_key).aget("views") == 1

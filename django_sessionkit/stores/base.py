@@ -71,18 +71,33 @@ class StoreUnavailable(Exception):
 
 @dataclasses.dataclass
 class Changes:
-    """What one request did to a session's data: keys set or changed, keys removed."""
+    """What one request did to a session's data.
+
+    ``set``: keys set or changed (their new values); ``removed``: keys deleted;
+    ``increments``: numeric keys changed by ``SessionStore.incr()``, as deltas, so
+    that a save merged onto a newer copy adds to the newer count instead of
+    overwriting it. A key is in at most one of the three.
+    """
 
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     removed: builtins.set[str] = dataclasses.field(default_factory=builtins.set)
+    increments: dict[str, int | float] = dataclasses.field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.set or self.removed)
+        return bool(self.set or self.removed or self.increments)
 
     def apply(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``data`` with these changes applied on top."""
         merged = {k: v for k, v in data.items() if k not in self.removed}
         merged.update(self.set)
+        for key, delta in self.increments.items():
+            current = merged.get(key)
+            base = (
+                current
+                if isinstance(current, (int, float)) and not isinstance(current, bool)
+                else 0
+            )
+            merged[key] = base + delta
         return merged
 
 
