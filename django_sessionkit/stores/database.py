@@ -210,21 +210,32 @@ class DatabaseStore(Store):
                 raise UpdateError(f"session {key[:12]}… no longer exists")
             return record.with_data(record.data, record.version + 1)
         data, version = record.data, record.version
+        updated = self._rows.filter(key=key, version=version).update(
+            data=encode_data(data), version=version + 1, **self._fields(record)
+        )
+        if updated:
+            return record.with_data(data, version + 1)
+        # Someone saved meanwhile (or the session is gone): merge onto the newer copy.
+        # Where the database has row locks, the merge holds one so that it is the only writer
+        # and lands at once under heavy contention. SQLite has none (and a read-then-write
+        # transaction there fails with "database is locked"), so it re-reads and retries.
+        locking = connections[self.alias].features.has_select_for_update
         for _attempt in range(MAX_SAVE_ATTEMPTS):
-            updated = self._rows.filter(key=key, version=version).update(
-                data=encode_data(data), version=version + 1, **self._fields(record)
-            )
+            with transaction.atomic(using=self.alias) if locking else contextlib.nullcontext():
+                rows = self._rows.select_for_update() if locking else self._rows
+                current = rows.filter(key=key).values_list("data", "version").first()
+                if current is None:
+                    raise UpdateError(f"session {key[:12]}… no longer exists")
+                try:
+                    fresh = decode_data(current[0])
+                except CorruptSession:
+                    fresh = {}
+                data, version = changes.apply(fresh), current[1]
+                updated = self._rows.filter(key=key, version=version).update(
+                    data=encode_data(data), version=version + 1, **self._fields(record)
+                )
             if updated:
                 return record.with_data(data, version + 1)
-            # Someone saved meanwhile (or the session is gone): merge onto the newer copy.
-            current = self._rows.filter(key=key).values_list("data", "version").first()
-            if current is None:
-                raise UpdateError(f"session {key[:12]}… no longer exists")
-            try:
-                fresh = decode_data(current[0])
-            except CorruptSession:
-                fresh = {}
-            data, version = changes.apply(fresh), current[1]
         raise DatabaseError(
             f"session {key[:12]}…: gave up after {MAX_SAVE_ATTEMPTS} concurrent saves"
         )

@@ -1,0 +1,745 @@
+"""RedisStore: sessions in Redis or Valkey — standalone, behind Sentinel, or in a Cluster.
+
+Configured like Django's ``CACHES``::
+
+    SESSIONKIT = {"STORE": {
+        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
+        "LOCATION": "redis://127.0.0.1:6379/0",
+        "OPTIONS": {"PREFIX": "myapp:"},
+    }}
+
+``LOCATION``
+    standalone: one ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL.
+    cluster: a list of startup nodes (``"redis://host:port"`` or ``"host:port"``).
+    sentinel: optional ``redis://[user:password@]SERVICE_NAME/DB`` giving the master's
+    name, credentials and database.
+
+``OPTIONS`` (all optional except where a mode needs them)
+    ``PREFIX`` (``"sessionkit:"``) — every key starts with it.
+    ``MODE`` — ``"standalone"``, ``"sentinel"`` or ``"cluster"``; inferred when unset:
+    ``SENTINELS`` given → sentinel, ``LOCATION`` a list → cluster, else standalone.
+    ``SENTINELS`` — list of ``(host, port)`` or ``"host:port"``; ``SERVICE_NAME``;
+    ``SENTINEL_KWARGS`` — dict for the connections to the sentinels (e.g. ``{"password": …}``).
+    ``SOCKET_TIMEOUT`` (5.0), ``SOCKET_CONNECT_TIMEOUT`` (5.0) — seconds.
+    ``RETRY_ATTEMPTS`` (3), ``RETRY_BACKOFF_BASE`` (0.01), ``RETRY_BACKOFF_CAP`` (0.5) —
+    retries of a command after a connection error or timeout, exponential backoff with jitter.
+    ``MAX_CONNECTIONS``, ``HEALTH_CHECK_INTERVAL``.
+    ``SSL_CA_CERTS``, ``SSL_CERTFILE``, ``SSL_KEYFILE``, ``SSL_CERT_REQS``
+    (``"required"``/``"optional"``/``"none"``), ``SSL_CHECK_HOSTNAME`` — for ``rediss://``.
+    ``CONNECTION_POOL_KWARGS`` — passed as they are to redis-py (lower-case names).
+
+Key layout (``P`` is the prefix, ``K`` the SHA-256 hex of the session id):
+
+* ``Ps:K`` — a hash: ``v`` version, ``e`` expires, ``c`` created, ``l`` last seen
+  (microseconds since the epoch), ``u`` user id, ``ip``, ``ua``, and one field
+  ``d:NAME`` per session key holding that value's JSON. TTL = the session's expiry.
+* ``P{idx}:exp`` / ``P{idx}:seen`` — sorted sets of every session, scored by expiry and by
+  minus last-seen: count in O(log n), pages in O(log n + page). One hash tag, one slot.
+* ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
+  checked against the record when read, and swept by ``purge_expired``.
+
+Round trips: ``load`` 1, ``save`` 1, ``touch`` 1, ``delete`` 1 (on a Cluster one
+pipeline, whose commands go to their nodes in parallel). Saves and touches run a Lua script on
+the session key that checks existence and version and writes in place; because data is kept
+field by field, a concurrent save is merged inside the script (no retry round trips). On
+standalone and Sentinel the script also updates the indexes; on a Cluster the index commands
+travel in the same pipeline and are undone in the rare case the script refuses the write.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import logging
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import redis.cluster
+from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from django_sessionkit.stores import redis_client
+from django_sessionkit.stores.base import (
+    Changes,
+    CreateError,
+    SessionRecord,
+    Store,
+    StoreUnavailable,
+    UpdateError,
+)
+
+logger = logging.getLogger("django_sessionkit")
+
+__all__ = ["RedisStore"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DATA = "d:"
+#: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest).
+PRUNE_ON_LIST = 1000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Script:
+    text: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.text.encode()).hexdigest()
+
+
+# ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, then counted
+# lists: meta pairs, meta names to unset, full data pairs, changed pairs, removed, increments.
+SAVE = Script("""
+local key = KEYS[1]
+local op, expected = ARGV[1], tonumber(ARGV[2])
+local i = 7
+local function pairs_list()
+  local n, out = tonumber(ARGV[i]), {}
+  i = i + 1
+  for j = 1, n do out[j] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
+  return out
+end
+local function names_list()
+  local n, out = tonumber(ARGV[i]), {}
+  i = i + 1
+  for j = 1, n do out[j] = ARGV[i]; i = i + 1 end
+  return out
+end
+local meta, unset = pairs_list(), names_list()
+local full, set, removed, incr = pairs_list(), pairs_list(), names_list(), pairs_list()
+local exists = redis.call('EXISTS', key) == 1
+if op == 'create' and exists then return {0, 0, 0} end
+if op ~= 'create' and not exists then return {-1, 0, 0} end
+local version, conflict = 1, false
+if op ~= 'create' then
+  local stored = tonumber(redis.call('HGET', key, 'v') or '0') or 0
+  conflict = op == 'merge' and stored ~= expected
+  version = stored + 1
+end
+if conflict then
+  for _, f in ipairs(removed) do redis.call('HDEL', key, f) end
+  for _, p in ipairs(set) do redis.call('HSET', key, p[1], p[2]) end
+  -- Counters: add the delta to the newer value (0 when that is not a number), keeping
+  -- Python's int/float distinction in the JSON written back.
+  for _, p in ipairs(incr) do
+    local current, base, is_float = redis.call('HGET', key, p[1]), 0, false
+    if current and string.match(current, '^%-?%d') and tonumber(current) then
+      base, is_float = tonumber(current), string.find(current, '[%.eE]') ~= nil
+    end
+    is_float = is_float or string.find(p[2], '[%.eE]') ~= nil
+    local sum, text = base + tonumber(p[2])
+    if is_float then
+      text = string.format('%.17g', sum)
+      if not string.find(text, '[%.eEn]') then text = text .. '.0' end
+    else
+      text = string.format('%.0f', sum)
+    end
+    redis.call('HSET', key, p[1], text)
+  end
+else
+  if op ~= 'create' then
+    local keep = {}
+    for _, p in ipairs(full) do keep[p[1]] = true end
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(f, 1, 2) == 'd:' and not keep[f] then redis.call('HDEL', key, f) end
+    end
+  end
+  for _, p in ipairs(full) do redis.call('HSET', key, p[1], p[2]) end
+end
+for _, f in ipairs(unset) do redis.call('HDEL', key, f) end
+for _, p in ipairs(meta) do redis.call('HSET', key, p[1], p[2]) end
+redis.call('HSET', key, 'v', version)
+redis.call('PEXPIREAT', key, ARGV[3])
+if #KEYS >= 3 then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4])
+  if #KEYS >= 4 then redis.call('SADD', KEYS[4], ARGV[4]) end
+end
+if not conflict then return {1, version, 0} end
+local reply = {1, version, 1}
+local all = redis.call('HGETALL', key)
+for j = 1, #all, 2 do
+  if string.sub(all[j], 1, 2) == 'd:' then
+    reply[#reply + 1] = all[j]
+    reply[#reply + 1] = all[j + 1]
+  end
+end
+return reply
+""")
+
+# ARGV: now us, expires us, last seen us, expire-at ms, member, -last seen us.
+TOUCH = Script("""
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+if #KEYS >= 3 then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+end
+return 1
+""")
+
+# KEYS: exp index, seen index. ARGV: now us, prune limit, page offset, page size.
+PRUNE_AND_PAGE = Script("""
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(stale) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', KEYS[2], m)
+end
+local page, size = {}, tonumber(ARGV[4])
+if size > 0 then
+  page = redis.call('ZRANGE', KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[3]) + size - 1)
+end
+return {#stale, page}
+""")
+
+DELETE_IF_OWNER = Script("""
+if redis.call('HGET', KEYS[1], 'u') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command of a round trip; ``script`` is set for EVALSHA calls (reloaded on NOSCRIPT)."""
+
+    args: tuple[Any, ...]
+    script: Script | None = None
+
+
+Plan = builtins.list[Call]
+Results = builtins.list[Any]
+Steps = Generator[Plan, Results, T]
+
+
+def _eval(script: Script, keys: builtins.list[str], args: builtins.list[Any]) -> Call:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+
+
+def _us(moment: datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _ms_ceiling(moment: datetime) -> int:
+    return -(-_us(moment) // 1000)
+
+
+def _moment(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def _now_us() -> int:
+    return _us(datetime.now(timezone.utc))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _flat(pairs: builtins.list[tuple[str, str]]) -> builtins.list[str]:
+    out: builtins.list[str] = [str(len(pairs))]
+    for name, value in pairs:
+        out += [name, value]
+    return out
+
+
+def _names(names: builtins.list[str]) -> builtins.list[str]:
+    return [str(len(names)), *names]
+
+
+class RedisStore(Store):
+    label = "redis"
+
+    def __init__(self, location: Any = None, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(location, options)
+        try:
+            self.config = redis_client.parse(location, self.options)
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+        self.prefix = self.config.prefix
+        # Outside a Cluster every key is reachable from one script: indexes move with the data.
+        self.inline_index = self.config.mode != "cluster"
+        self.exp_index = f"{self.prefix}{{idx}}:exp"
+        self.seen_index = f"{self.prefix}{{idx}}:seen"
+
+    @classmethod
+    def check(cls, location: Any, options: Mapping[str, Any]) -> builtins.list[str]:
+        return redis_client.problems(location, options or {})
+
+    def describe(self) -> str:
+        return redis_client.describe(self.location, self.options)
+
+    # --- key names --------------------------------------------------------
+
+    def session_key(self, key: str) -> str:
+        return f"{self.prefix}s:{key}"
+
+    def user_key(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    # --- running plans ----------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(self.describe(), exc)
+
+    def _run(self, plan: Plan) -> Results:
+        client = redis_client.sync_client(self.config)
+        try:
+            results = self._send(client, plan)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:  # a new or restarted server, or a new master: load, re-run only those
+                for script in {s for i in missing if (s := plan[i].script) is not None}:
+                    client.script_load(script.text)
+                again = self._send(client, [plan[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        return results
+
+    @staticmethod
+    def _send(client: Any, plan: Plan) -> Results:
+        if len(plan) == 1:
+            try:
+                return [client.execute_command(*plan[0].args)]
+            except ResponseError as exc:
+                return [exc]
+        pipe = client.pipeline(transaction=False)
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        for call in plan:
+            if cluster and call.script is not None:
+                # Else redis-py's sync cluster pipeline asks a node COMMAND GETKEYS first:
+                # one more round trip per script.
+                node = client.get_node_from_key(call.args[3])
+                pipe.execute_command(*call.args, target_nodes=node)
+            else:
+                pipe.execute_command(*call.args)
+        return list(pipe.execute(raise_on_error=False))
+
+    async def _arun(self, plan: Plan) -> Results:
+        client = redis_client.async_client(self.config)
+        try:
+            results = await self._asend(client, plan)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:  # a new or restarted server, or a new master: load, re-run only those
+                for script in {s for i in missing if (s := plan[i].script) is not None}:
+                    await client.script_load(script.text)
+                again = await self._asend(client, [plan[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        return results
+
+    @staticmethod
+    async def _asend(client: Any, plan: Plan) -> Results:
+        if len(plan) == 1:
+            try:
+                return [await client.execute_command(*plan[0].args)]
+            except ResponseError as exc:
+                return [exc]
+        pipe = client.pipeline(transaction=False)
+        for call in plan:
+            pipe.execute_command(*call.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    def _drive(self, steps: Steps[T]) -> T:
+        try:
+            plan = next(steps)
+            while True:
+                plan = steps.send(self._run(plan))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _adrive(self, steps: Steps[T]) -> T:
+        try:
+            plan = next(steps)
+            while True:
+                plan = steps.send(await self._arun(plan))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _ok(self, result: Any) -> Any:
+        """A command's reply; an error reply means the store is not usable."""
+        if isinstance(result, Exception):
+            raise self._unavailable(result)
+        return result
+
+    # --- records ----------------------------------------------------------
+
+    def _decode(self, key: str, fields: Any) -> SessionRecord | None:
+        if isinstance(fields, ResponseError):
+            logger.warning(
+                "Session %s… in %s is unreadable (%s).", key[:12], self.describe(), fields
+            )
+            return None
+        if not fields:
+            return None
+        try:
+            expires_at = _moment(int(fields["e"]))
+            record = SessionRecord(
+                data={
+                    name[len(DATA) :]: json.loads(value)
+                    for name, value in fields.items()
+                    if name.startswith(DATA)
+                },
+                expires_at=expires_at,
+                created_at=_moment(int(fields["c"])),
+                last_seen=_moment(int(fields["l"])),
+                user_id=fields.get("u"),
+                ip=fields.get("ip"),
+                user_agent=fields.get("ua", ""),
+                version=int(fields["v"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning(
+                "Session %s… in %s is unreadable (%s: %s).",
+                key[:12],
+                self.describe(),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        if expires_at <= datetime.now(timezone.utc):
+            return None
+        return record
+
+    # --- the contract, written once as steps (sync and async drive them) ---
+
+    def _load_steps(self, key: str) -> Steps[SessionRecord | None]:
+        (fields,) = yield [Call(("HGETALL", self.session_key(key)))]
+        return self._decode(key, fields)
+
+    def _save_steps(
+        self, key: str, record: SessionRecord, must_create: bool, changes: Changes | None
+    ) -> Steps[SessionRecord]:
+        redis_key = self.session_key(key)
+        full = [(DATA + name, _json(value)) for name, value in record.data.items()]
+        changed = [] if changes is None else [(DATA + n, _json(v)) for n, v in changes.set.items()]
+        removed = [] if changes is None else [DATA + name for name in changes.removed]
+        increments = (
+            [] if changes is None else [(DATA + n, _json(d)) for n, d in changes.increments.items()]
+        )
+        meta = [
+            ("e", str(_us(record.expires_at))),
+            ("c", str(_us(record.created_at))),
+            ("l", str(_us(record.last_seen))),
+            ("ua", record.user_agent or ""),
+        ]
+        unset = []
+        for name, value in (("u", record.user_id), ("ip", record.ip)):
+            if value is None:
+                unset.append(name)
+            else:
+                meta.append((name, str(value)))
+        op = "create" if must_create else ("replace" if changes is None else "merge")
+        exp_score, seen_score = str(_us(record.expires_at)), str(-_us(record.last_seen))
+        args = [op, str(record.version), str(_ms_ceiling(record.expires_at)), key]
+        args += [exp_score, seen_score]
+        args += _flat(meta) + _names(unset) + _flat(full) + _flat(changed) + _names(removed)
+        args += _flat(increments)
+        user_key = None if record.user_id is None else self.user_key(str(record.user_id))
+        if self.inline_index:
+            keys = [redis_key, self.exp_index, self.seen_index]
+            keys += [] if user_key is None else [user_key]
+            plan = [_eval(SAVE, keys, args)]
+        else:
+            only = "NX" if must_create else "XX"
+            plan = [
+                _eval(SAVE, [redis_key], args),
+                Call(("ZADD", self.exp_index, only, exp_score, key)),
+                Call(("ZADD", self.seen_index, only, seen_score, key)),
+            ]
+            if user_key is not None:
+                plan.append(Call(("SADD", user_key, key)))
+        results = yield plan
+        status, version, conflict, *merged = self._ok(results[0])
+        if status != 1 and not self.inline_index:
+            yield self._undo_index(key, user_key, results, created=status == 0)
+        if status == 0:
+            raise CreateError(f"a session with key {key[:12]}… already exists")
+        if status == -1:
+            raise UpdateError(f"session {key[:12]}… no longer exists")
+        data = record.data
+        if conflict:
+            data = {
+                name[len(DATA) :]: json.loads(value)
+                for name, value in zip(merged[::2], merged[1::2], strict=True)
+            }
+        return record.with_data(data, int(version))
+
+    def _undo_index(
+        self, key: str, user_key: str | None, results: Results, *, created: bool
+    ) -> Plan:
+        """Take back the index entries a refused Cluster save added."""
+        undo = []
+        if not created or results[1] == 1:
+            undo.append(Call(("ZREM", self.exp_index, key)))
+        if not created or results[2] == 1:
+            undo.append(Call(("ZREM", self.seen_index, key)))
+        if user_key is not None and (not created or results[3] == 1):
+            undo.append(Call(("SREM", user_key, key)))
+        return undo or [Call(("PING",))]
+
+    def _touch_steps(self, key: str, expires_at: datetime, last_seen: datetime) -> Steps[bool]:
+        exp_score, seen_score = str(_us(expires_at)), str(-_us(last_seen))
+        args = [str(_now_us()), exp_score, str(_us(last_seen)), str(_ms_ceiling(expires_at))]
+        args += [key, seen_score]
+        redis_key = self.session_key(key)
+        if self.inline_index:
+            plan = [_eval(TOUCH, [redis_key, self.exp_index, self.seen_index], args)]
+        else:
+            plan = [
+                _eval(TOUCH, [redis_key], args),
+                Call(("ZADD", self.exp_index, "XX", exp_score, key)),
+                Call(("ZADD", self.seen_index, "XX", seen_score, key)),
+            ]
+        results = yield plan
+        touched = bool(self._ok(results[0]) == 1)
+        if not touched and not self.inline_index:
+            yield [Call(("ZREM", self.exp_index, key)), Call(("ZREM", self.seen_index, key))]
+        return touched
+
+    def _delete_steps(self, key: str) -> Steps[None]:
+        # The user's set keeps the member; it is checked whenever read and swept by purge.
+        results = yield [
+            Call(("DEL", self.session_key(key))),
+            Call(("ZREM", self.exp_index, key)),
+            Call(("ZREM", self.seen_index, key)),
+        ]
+        for result in results:
+            self._ok(result)
+
+    def _exists_steps(self, key: str) -> Steps[bool]:
+        (expires,) = yield [Call(("HGET", self.session_key(key), "e"))]
+        if isinstance(expires, ResponseError) or expires is None:
+            return False
+        try:
+            return int(expires) > _now_us()
+        except ValueError:
+            return False
+
+    def _user_steps(self, user_id: str) -> Steps[builtins.list[tuple[str, SessionRecord]]]:
+        """Every live session of one user (checked against the record), stale members dropped."""
+        user_key = self.user_key(user_id)
+        (members,) = yield [Call(("SMEMBERS", user_key))]
+        members = sorted(self._ok(members))
+        if not members:
+            return []
+        results = yield [Call(("HGETALL", self.session_key(m))) for m in members]
+        found, stale = [], []
+        for member, fields in zip(members, results, strict=True):
+            record = self._decode(member, fields)
+            if record is None or record.user_id != user_id:
+                stale.append(member)
+            else:
+                found.append((member, record))
+        if stale:
+            yield [Call(("SREM", user_key, *stale))]
+        return found
+
+    def _count_steps(self, user_id: str | None) -> Steps[int]:
+        if user_id is not None:
+            return len((yield from self._user_steps(user_id)))
+        (count,) = yield [Call(("ZCOUNT", self.exp_index, f"({_now_us()}", "+inf"))]
+        return int(self._ok(count))
+
+    def _page_steps(
+        self, offset: int, limit: int, prune: int
+    ) -> Steps[tuple[builtins.list[str], builtins.list[tuple[str, SessionRecord]]]]:
+        """Members at ``offset`` in last-seen order, and the live records among them."""
+        args = [str(_now_us()), str(prune), str(max(offset, 0)), str(limit)]
+        (reply,) = yield [_eval(PRUNE_AND_PAGE, [self.exp_index, self.seen_index], args)]
+        _pruned, members = self._ok(reply)
+        if not members:
+            return [], []
+        results = yield [Call(("HGETALL", self.session_key(m))) for m in members]
+        page = []
+        for member, fields in zip(members, results, strict=True):
+            record = self._decode(member, fields)
+            if record is not None:
+                page.append((member, record))
+        return members, page
+
+    def _list_steps(
+        self, user_id: str | None, offset: int, limit: int
+    ) -> Steps[builtins.list[tuple[str, SessionRecord]]]:
+        if limit <= 0:
+            return []
+        if user_id is not None:
+            found = yield from self._user_steps(user_id)
+            found.sort(key=lambda item: (-_us(item[1].last_seen), item[0]))
+            return found[offset : offset + limit]
+        members, page = yield from self._page_steps(offset, limit, PRUNE_ON_LIST)
+        gone = sorted(set(members) - {member for member, _ in page})
+        if gone:
+            yield [Call(("ZREM", self.exp_index, *gone)), Call(("ZREM", self.seen_index, *gone))]
+        return page
+
+    def _delete_for_user_steps(self, user_id: str, keep: str | None) -> Steps[int]:
+        user_key = self.user_key(user_id)
+        (members,) = yield [Call(("SMEMBERS", user_key))]
+        members = [m for m in sorted(self._ok(members)) if m != keep]
+        if not members:
+            return 0
+        results = yield [_eval(DELETE_IF_OWNER, [self.session_key(m)], [user_id]) for m in members]
+        deleted = [m for m, r in zip(members, results, strict=True) if self._ok(r) == 1]
+        cleanup = [Call(("SREM", user_key, *members))]
+        if deleted:
+            cleanup += [
+                Call(("ZREM", self.exp_index, *deleted)),
+                Call(("ZREM", self.seen_index, *deleted)),
+            ]
+        yield cleanup
+        return len(deleted)
+
+    # --- sync API ---------------------------------------------------------
+
+    def load(self, key: str) -> SessionRecord | None:
+        return self._drive(self._load_steps(key))
+
+    def save(
+        self,
+        key: str,
+        record: SessionRecord,
+        *,
+        must_create: bool = False,
+        changes: Changes | None = None,
+    ) -> SessionRecord:
+        return self._drive(self._save_steps(key, record, must_create, changes))
+
+    def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
+        return self._drive(self._touch_steps(key, expires_at, last_seen))
+
+    def delete(self, key: str) -> None:
+        self._drive(self._delete_steps(key))
+
+    def exists(self, key: str) -> bool:
+        return self._drive(self._exists_steps(key))
+
+    def count(self, *, user_id: str | None = None) -> int:
+        return self._drive(self._count_steps(user_id))
+
+    def list(
+        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+    ) -> builtins.list[tuple[str, SessionRecord]]:
+        return self._drive(self._list_steps(user_id, offset, limit))
+
+    def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
+        """Every live session, a page at a time. Stale entries are pruned first and none
+        while paging, so the offsets do not shift under the iteration."""
+        batch_size = max(1, batch_size)
+        for _batch in self._prune_batches(batch_size):
+            pass
+        offset = 0
+        while True:
+            members, page = self._drive(self._page_steps(offset, batch_size, 0))
+            yield from page
+            if len(members) < batch_size:
+                return
+            offset += batch_size
+
+    def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        return self._drive(self._delete_for_user_steps(user_id, keep))
+
+    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+        """Drop index entries of expired sessions (Redis expires the records themselves).
+
+        Yields how many expired sessions each batch removed from the live index, then
+        sweeps the per-user sets (one SCAN over ``P u:*``, batch by batch).
+        """
+        batch_size = max(1, batch_size)
+        yield from self._prune_batches(batch_size)
+        self._sweep_user_sets(batch_size)
+
+    def _prune_batches(self, batch_size: int) -> Iterator[int]:
+        while True:
+            args = [str(_now_us()), str(batch_size), "0", "0"]
+            (reply,) = self._run([_eval(PRUNE_AND_PAGE, [self.exp_index, self.seen_index], args)])
+            pruned = int(self._ok(reply)[0])
+            if pruned:
+                yield pruned
+            if pruned < batch_size:
+                return
+
+    def _sweep_user_sets(self, batch_size: int) -> None:
+        client = redis_client.sync_client(self.config)
+        pattern = f"{_glob_escape(self.prefix)}u:*"
+        try:
+            batch: builtins.list[str] = []
+            for user_key in client.scan_iter(match=pattern, count=batch_size):
+                batch.append(user_key)
+                if len(batch) >= batch_size:
+                    self._sweep_batch(batch)
+                    batch = []
+            if batch:
+                self._sweep_batch(batch)
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+
+    def _sweep_batch(self, user_keys: builtins.list[str]) -> None:
+        sets = self._run([Call(("SMEMBERS", k)) for k in user_keys])
+        pairs = [
+            (k, m) for k, members in zip(user_keys, sets, strict=True) for m in self._ok(members)
+        ]
+        if not pairs:
+            return
+        alive = self._run([Call(("EXISTS", self.session_key(m))) for _k, m in pairs])
+        stale = [
+            Call(("SREM", k, m)) for (k, m), n in zip(pairs, alive, strict=True) if self._ok(n) == 0
+        ]
+        if stale:
+            self._run(stale)
+
+    def close(self) -> None:
+        redis_client.forget(self.config)
+
+    # --- async API (redis.asyncio, one client per event loop) -------------
+
+    async def aload(self, key: str) -> SessionRecord | None:
+        return await self._adrive(self._load_steps(key))
+
+    async def asave(
+        self,
+        key: str,
+        record: SessionRecord,
+        *,
+        must_create: bool = False,
+        changes: Changes | None = None,
+    ) -> SessionRecord:
+        return await self._adrive(self._save_steps(key, record, must_create, changes))
+
+    async def atouch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
+        return await self._adrive(self._touch_steps(key, expires_at, last_seen))
+
+    async def adelete(self, key: str) -> None:
+        await self._adrive(self._delete_steps(key))
+
+    async def aexists(self, key: str) -> bool:
+        return await self._adrive(self._exists_steps(key))
+
+    async def acount(self, *, user_id: str | None = None) -> int:
+        return await self._adrive(self._count_steps(user_id))
+
+    async def alist(
+        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+    ) -> builtins.list[tuple[str, SessionRecord]]:
+        return await self._adrive(self._list_steps(user_id, offset, limit))
+
+    async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        return await self._adrive(self._delete_for_user_steps(user_id, keep))
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections of this store."""
+        await redis_client.aforget(self.config)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

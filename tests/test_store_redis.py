@@ -1,0 +1,558 @@
+"""RedisStore: the store contract on standalone Redis, Cluster, Sentinel and Valkey, plus
+round-trip budgets, failover, a server stopped mid-test, layout at rest and system checks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from django.test import override_settings
+from django.utils import timezone
+
+from django_sessionkit.stores.base import Changes, StoreUnavailable
+from django_sessionkit.stores.redis import RedisStore
+from tests.redis_fixtures import FAST_FAILURE, delete_prefix, make_store
+from tests.redis_servers import Cluster, SentinelSetup, Standalone
+from tests.store_contract import StoreContract, make_record, new_key
+
+Setup = Standalone | Cluster | SentinelSetup
+
+
+# --- the contract, once per mode --------------------------------------------------
+
+
+class RedisContractExtras(StoreContract):
+    """Redis-only checks every mode runs too."""
+
+    def test_corrupt_values_load_as_missing_and_are_logged(
+        self, store: RedisStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        key, _ = self.create(store, data={"a": 1})
+        raw = redis_client_of(store)
+        raw.hset(store.session_key(key), "d:a", "{not json")
+        with caplog.at_level(logging.WARNING, logger="django_sessionkit"):
+            assert store.load(key) is None
+        assert "unreadable" in caplog.text
+        other = new_key()
+        raw.set(store.session_key(other), "not a hash")
+        assert store.load(other) is None
+        assert store.exists(other) is False
+
+    def test_raw_session_ids_are_never_at_rest(self, store: RedisStore, setup: Setup) -> None:
+        raw_ids = [secrets.token_urlsafe(32) for _ in range(4)]
+        for i, raw_id in enumerate(raw_ids):
+            key = hashlib.sha256(raw_id.encode()).hexdigest()
+            store.save(key, make_record(data={"n": i}, user_id=str(i % 2)), must_create=True)
+        dump = dump_prefix(setup, store.prefix)
+        assert sum(len(k) for k in dump) > 0
+        for raw_id in raw_ids:
+            assert not any(raw_id in text for text in dump), raw_id
+
+    def test_async_twins_under_asyncio_run(self, store: RedisStore) -> None:
+        async def scenario() -> int:
+            key = new_key()
+            saved = await store.asave(
+                key, make_record(data={"n": 1}, user_id="5"), must_create=True
+            )
+            other = make_record(data={"n": 1, "x": 1}, version=saved.version, user_id="5")
+            await store.asave(key, other, changes=Changes(set={"x": 1}))
+            merged = await store.asave(
+                key,
+                make_record(data={"n": 1, "y": 2}, version=saved.version, user_id="5"),
+                changes=Changes(set={"y": 2}),
+            )
+            assert merged.data == {"n": 1, "x": 1, "y": 2}
+            assert await store.acount(user_id="5") == 1
+            assert [k for k, _ in await store.alist(user_id="5")] == [key]
+            deleted = await store.adelete_for_user("5")
+            await store.aclose()
+            return deleted
+
+        # Two event loops in a row: async pools are kept per loop.
+        assert asyncio.run(scenario()) == 1
+        assert asyncio.run(scenario()) == 1
+
+    @pytest.mark.parametrize(
+        ("newer", "delta"),
+        [(5, 2), (1.5, 1), (2, 0.25), (1.0, 1), ("text", 3), (True, 1), (None, 2.5), (0.1, 0.2)],
+    )
+    def test_merged_increments_match_changes_apply(
+        self, store: RedisStore, newer: Any, delta: int | float
+    ) -> None:
+        key, base = self.create(store, data={"n": 0, "other": 1})
+        store.save(
+            key,
+            make_record(data={"n": newer, "other": 1}, version=base.version),
+            changes=Changes(set={"n": newer}),
+        )
+        changes = Changes(increments={"n": delta})
+        merged = store.save(
+            key, make_record(data={"n": delta, "other": 1}, version=base.version), changes=changes
+        )
+        expected = changes.apply({"n": newer, "other": 1})
+        loaded = store.load(key)
+        assert loaded is not None
+        for got in (merged.data, loaded.data):
+            assert got == expected and type(got["n"]) is type(expected["n"]), (got, expected)
+
+    def test_iter_all_walks_past_stale_entries(self, store: RedisStore) -> None:
+        now = timezone.now()
+        live = [self.create(store, last_seen=now - timedelta(seconds=i))[0] for i in range(7)]
+        for _ in range(3):
+            self.create(store, expires_at=now - timedelta(seconds=1))
+        assert [k for k, _ in store.iter_all(batch_size=2)] == live
+        assert store.count() == 7
+
+    def test_list_drops_index_entries_without_a_session(self, store: RedisStore) -> None:
+        key, _ = self.create(store)
+        ghost = new_key()
+        far = str(int((timezone.now() + timedelta(hours=1)).timestamp() * 1_000_000))
+        raw = redis_client_of(store)
+        raw.zadd(store.exp_index, {ghost: far})
+        raw.zadd(store.seen_index, {ghost: "-" + far})
+        assert store.count() == 2  # until something meets it
+        assert [k for k, _ in store.list()] == [key]
+        assert store.count() == 1
+
+    def test_scripts_are_reloaded_after_script_flush(self, store: RedisStore, setup: Setup) -> None:
+        keys = [self.create(store, user_id="f")[0] for _ in range(6)]
+        with setup.clients()[0] as conn:  # on a Cluster: one node forgets, the others not
+            conn.script_flush()
+        assert store.delete_for_user("f") == 6
+        assert all(store.load(k) is None for k in keys)
+        for conn in setup.clients():
+            with conn:
+                conn.script_flush()
+        key, _ = self.create(store, data={"a": 1})
+        assert store.touch(key, timezone.now() + timedelta(hours=1), timezone.now())
+
+        async def after_flush() -> bool:
+            for conn in setup.clients():
+                with conn:
+                    conn.script_flush()
+            touched = await store.atouch(key, timezone.now() + timedelta(hours=2), timezone.now())
+            await store.aclose()
+            return touched
+
+        assert asyncio.run(after_flush())
+
+    def test_user_index_follows_a_user_change(self, store: RedisStore) -> None:
+        key, saved = self.create(store, user_id="1")
+        saved.user_id = "2"
+        store.save(key, saved, changes=Changes())
+        assert store.count(user_id="1") == 0
+        assert store.count(user_id="2") == 1
+        assert store.delete_for_user("1") == 0
+        assert store.load(key) is not None
+        assert store.delete_for_user("2") == 1
+
+
+class TestRedisStandalone(RedisContractExtras):
+    @pytest.fixture
+    def store(self, redis_store: RedisStore) -> RedisStore:
+        return redis_store
+
+    @pytest.fixture
+    def setup(self, redis_standalone: Standalone) -> Standalone:
+        return redis_standalone
+
+
+class TestRedisCluster(RedisContractExtras):
+    @pytest.fixture
+    def store(self, cluster_store: RedisStore) -> RedisStore:
+        return cluster_store
+
+    @pytest.fixture
+    def setup(self, redis_cluster: Cluster) -> Cluster:
+        return redis_cluster
+
+
+class TestRedisSentinel(RedisContractExtras):
+    @pytest.fixture
+    def store(self, sentinel_store: RedisStore) -> RedisStore:
+        return sentinel_store
+
+    @pytest.fixture
+    def setup(self, redis_sentinel: SentinelSetup) -> SentinelSetup:
+        return redis_sentinel
+
+    def test_failover_in_the_middle_keeps_every_session(
+        self, store: RedisStore, setup: SentinelSetup
+    ) -> None:
+        sessions = {}
+        for i in range(20):
+            key, saved = self.create(store, data={"n": i}, user_id=str(i % 3))
+            sessions[key] = saved
+        with redis_client_of(store) as master:  # every write on the replica before failing over
+            assert master.execute_command("WAIT", 1, 5000) >= 1
+        old_master = setup.master_port()
+        new_master = setup.failover()
+        assert new_master != old_master
+        for key, saved in sessions.items():
+            loaded = store.load(key)
+            assert loaded is not None and loaded.data == saved.data
+        key, saved = next(iter(sessions.items()))
+        saved.data = {**saved.data, "after": True}
+        assert store.save(key, saved, changes=Changes(set={"after": True})).version == 2
+        assert store.touch(key, timezone.now() + timedelta(hours=2), timezone.now())
+        new_key_, _ = self.create(store, data={"new": 1})
+        assert store.count() == 21
+        assert store.delete_for_user("0") == 7
+
+        async def after_failover() -> None:
+            loaded = await store.aload(new_key_)
+            assert loaded is not None and loaded.data == {"new": 1}
+            await store.aclose()
+
+        asyncio.run(after_failover())
+
+
+class TestValkey(RedisContractExtras):
+    @pytest.fixture
+    def store(self, valkey_store: RedisStore) -> RedisStore:
+        return valkey_store
+
+    @pytest.fixture
+    def setup(self, valkey_standalone: Standalone) -> Standalone:
+        return valkey_standalone
+
+    def test_it_is_valkey(self, setup: Standalone) -> None:
+        with setup.server.client() as conn:
+            assert conn.info("server").get("server_name") == "valkey"
+
+
+@pytest.mark.slow
+class TestValkeyCluster(StoreContract):
+    @pytest.fixture
+    def store(self, valkey_cluster_store: RedisStore) -> RedisStore:
+        return valkey_cluster_store
+
+
+# --- round trips ---------------------------------------------------------------------
+
+
+def command_calls(setup: Setup) -> Counter[str]:
+    """Commands each server ran so far, summed over the data nodes (INFO itself excluded)."""
+    total: Counter[str] = Counter()
+    for conn in setup.clients():
+        with conn:
+            for name, stats in conn.info("commandstats").items():
+                if name not in ("cmdstat_info", "cmdstat_hello", "cmdstat_client|setinfo"):
+                    total[name.removeprefix("cmdstat_")] += int(stats["calls"])
+    return total
+
+
+class RoundTrips:
+    """Counts the writes on each socket: one per node per round trip."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sends: Counter[int] = Counter()
+        self.log: list[tuple[int, str]] = []
+        original = redis.connection.AbstractConnection.send_packed_command
+        trips = self
+
+        def counting(conn: Any, command: Any, check_health: bool = True) -> None:
+            trips.sends[int(getattr(conn, "port", 0))] += 1
+            trips.log.append((int(getattr(conn, "port", 0)), repr(command)[:120]))
+            original(conn, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+
+    def measure(self, setup: Setup, action: Any) -> tuple[Counter[str], Counter[int]]:
+        self.sends.clear()
+        before = command_calls(setup)
+        self.sends.clear()
+        self.log.clear()
+        action()
+        sends = Counter(self.sends)
+        self.sends.clear()
+        after = command_calls(setup)
+        after.subtract(before)
+        assert "command|getkeys" not in +after, "the client asked a node where keys are"
+        return +after, sends
+
+
+@pytest.mark.parametrize("mode", ["standalone", "cluster"])
+def test_round_trips_per_operation(
+    mode: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup: Setup = request.getfixturevalue(
+        "redis_standalone" if mode == "standalone" else "redis_cluster"
+    )
+    store = make_store(setup)
+    try:
+        for i in range(12):  # open a connection to every node and load the scripts first
+            warm = new_key()
+            store.save(warm, make_record(user_id=str(i)), must_create=True)
+            store.touch(warm, timezone.now() + timedelta(hours=1), timezone.now())
+            store.load(warm)
+        trips = RoundTrips(monkeypatch)
+        key = new_key()
+        record = make_record(data={"a": 1}, user_id="1")
+
+        one_trip = 1 if mode == "standalone" else len(setup.clients())
+
+        def check(sends: Counter[int]) -> None:
+            # One write per node (a Cluster pipeline goes to its nodes in parallel).
+            assert max(sends.values()) == 1 and sum(sends.values()) <= one_trip, (sends, trips.log)
+
+        created: dict[str, Any] = {}
+        commands, sends = trips.measure(
+            setup, lambda: created.update(r=store.save(key, record, must_create=True))
+        )
+        check(sends)
+        # commandstats also counts the calls a script makes: the script ran once.
+        assert commands["evalsha"] == 1, commands
+        if mode == "standalone":
+            assert sum(sends.values()) == 1
+
+        commands, sends = trips.measure(setup, lambda: store.load(key))
+        assert commands == Counter({"hgetall": 1}) and sum(sends.values()) == 1, commands
+
+        saved = created["r"]
+        saved.data = {"a": 2}
+        commands, sends = trips.measure(
+            setup, lambda: store.save(key, saved, changes=Changes(set={"a": 2}))
+        )
+        check(sends)
+        assert commands["evalsha"] == 1, commands
+
+        commands, sends = trips.measure(
+            setup, lambda: store.touch(key, timezone.now() + timedelta(hours=2), timezone.now())
+        )
+        check(sends)
+        assert commands["evalsha"] == 1 and "hset" in commands, commands
+
+        commands, sends = trips.measure(setup, lambda: store.delete(key))
+        check(sends)
+        commands, sends = trips.measure(setup, store.count)
+        assert commands == Counter({"zcount": 1}) and sum(sends.values()) == 1, commands
+    finally:
+        store.close()
+        delete_prefix(setup, store.prefix)
+
+
+# --- a server stopped mid-test -----------------------------------------------------------
+
+
+@pytest.fixture
+def persistent_store(redis_persistent: Standalone) -> Iterator[RedisStore]:
+    store = make_store(redis_persistent, **FAST_FAILURE)
+    yield store
+    store.close()
+    if redis_persistent.server.process is None:
+        redis_persistent.server.start()
+    delete_prefix(redis_persistent, store.prefix)
+
+
+def test_a_stopped_server_raises_store_unavailable_and_nothing_is_lost(
+    persistent_store: RedisStore, redis_persistent: Standalone
+) -> None:
+    store = persistent_store
+    keys = {}
+    for i in range(10):
+        key = new_key()
+        keys[key] = store.save(key, make_record(data={"n": i}, user_id="u"), must_create=True)
+    redis_persistent.server.stop()
+
+    some_key, some = next(iter(keys.items()))
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(some_key)
+    assert "127.0.0.1" in str(caught.value) and store.prefix in str(caught.value)
+    with pytest.raises(StoreUnavailable):
+        store.save(some_key, some, changes=Changes(set={"lost": 1}))
+    with pytest.raises(StoreUnavailable):
+        store.touch(some_key, timezone.now() + timedelta(hours=1), timezone.now())
+    with pytest.raises(StoreUnavailable):
+        store.count()
+
+    async def async_down() -> None:
+        with pytest.raises(StoreUnavailable):
+            await store.aload(some_key)
+        with pytest.raises(StoreUnavailable):
+            await store.asave(new_key(), make_record(), must_create=True)
+
+    asyncio.run(async_down())
+
+    redis_persistent.server.start()
+    for key, saved in keys.items():
+        loaded = store.load(key)
+        assert loaded is not None and loaded.data == saved.data
+    assert store.count() == 10
+    assert store.count(user_id="u") == 10
+    some.data = {**some.data, "after": 1}
+    assert store.save(some_key, some, changes=Changes(set={"after": 1})).version == 2
+
+
+def test_unix_socket_location(redis_standalone: Standalone) -> None:
+    store = RedisStore(redis_standalone.unix_url, {"PREFIX": "sk-test-unix:"})
+    try:
+        key = new_key()
+        store.save(key, make_record(data={"via": "unix"}), must_create=True)
+        loaded = store.load(key)
+        assert loaded is not None and loaded.data == {"via": "unix"}
+        assert "unix://" in store.describe()
+    finally:
+        store.close()
+        delete_prefix(redis_standalone, "sk-test-unix:")
+
+
+def test_tls_location_with_options(redis_tls: Standalone) -> None:
+    ca = str(redis_tls.server.directory / "ca.pem")
+    url = f"rediss://127.0.0.1:{redis_tls.server.port}/0"
+    options = {"PREFIX": "sk-test-tls:", "SSL_CA_CERTS": ca, "SSL_CERT_REQS": "required"}
+    assert RedisStore.check(url, options) == []
+    store = RedisStore(url, options)
+    try:
+        key = new_key()
+        store.save(key, make_record(data={"via": "tls"}), must_create=True)
+        loaded = store.load(key)
+        assert loaded is not None and loaded.data == {"via": "tls"}
+
+        async def over_tls() -> bool:
+            found = await store.aexists(key)
+            await store.aclose()
+            return found
+
+        assert asyncio.run(over_tls())
+    finally:
+        store.close()
+    untrusted = RedisStore(url, {**FAST_FAILURE, "PREFIX": "sk-test-tls:"})
+    with pytest.raises(StoreUnavailable):  # the system CAs do not know our CA
+        untrusted.load(new_key())
+    untrusted.close()
+
+
+def test_an_unreachable_store_is_unavailable_not_empty() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0", FAST_FAILURE)
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(new_key())
+    assert "redis://127.0.0.1:1/0" in str(caught.value)
+    store.close()
+
+
+# --- configuration: check() and describe() ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "options", "fragment"),
+    [
+        ("http://x/0", {}, "has scheme 'http'"),
+        (None, {}, "LOCATION is required"),
+        ("redis://x/0", {"PREFX": "a"}, "'PREFX'] is not a RedisStore option"),
+        ("redis://x/0", {"MODE": "ring"}, "use one of standalone, sentinel, cluster"),
+        ("redis://x/0", {"SOCKET_TIMEOUT": "5"}, "'SOCKET_TIMEOUT'] must be int or float"),
+        ("redis://x/0", {"SOCKET_TIMEOUT": -1}, "must be a number of seconds >= 0"),
+        ("redis://x/0", {"SOCKET_CONNECT_TIMEOUT": 0}, "must be > 0"),
+        ("redis://x/0", {"RETRY_ATTEMPTS": 100}, "between 0 and 20"),
+        ("redis://x/0", {"RETRY_ATTEMPTS": True}, "must be int, not bool"),
+        ("redis://x/0", {"MAX_CONNECTIONS": 0}, "at least 1"),
+        ("redis://x/0", {"SSL_CA_CERTS": "/ca.pem"}, "use a rediss:// LOCATION"),
+        ("rediss://x/0", {"SSL_CERT_REQS": "maybe"}, "use one of required, optional, none"),
+        ("redis://x/0", {"SENTINELS": "x:1"}, "must be list or tuple"),
+        (None, {"MODE": "sentinel"}, "needs OPTIONS['SENTINELS']"),
+        (None, {"SENTINELS": [("h", 26379)]}, "needs the master's name"),
+        (None, {"SENTINELS": [("h", "port")], "SERVICE_NAME": "m"}, "is not (host, port)"),
+        (["redis://a:1/3"], {}, "only database 0"),
+        (["unix:///tmp/r.sock"], {}, "reached over TCP"),
+        (["a:1", "b:2"], {"PREFIX": "{app}:"}, "must not contain '{'"),
+        (["a:1"], {"SERVICE_NAME": "m"}, "only applies to MODE 'sentinel'"),
+        (["a:1"], {"CONNECTION_POOL_KWARGS": []}, "must be dict"),
+    ],
+)
+def test_check_reports_bad_configuration(
+    location: Any, options: dict[str, Any], fragment: str
+) -> None:
+    problems = RedisStore.check(location, options)
+    assert any(fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("location", "options"),
+    [
+        ("redis://127.0.0.1:6379/0", {}),
+        ("rediss://:secret@cache.example:6380/1", {"SSL_CERT_REQS": "required"}),
+        ("unix:///run/redis/redis.sock?db=2", {"PREFIX": "app:"}),
+        (["127.0.0.1:7000", "redis://127.0.0.1:7001"], {}),
+        ("redis://127.0.0.1:7000", {"MODE": "cluster", "RETRY_ATTEMPTS": 5}),
+        (None, {"SENTINELS": [("127.0.0.1", 26380), "10.0.0.2:26379"], "SERVICE_NAME": "m"}),
+        (
+            "redis://:pw@mymaster/3",
+            {"SENTINELS": ["127.0.0.1:26380"], "SENTINEL_KWARGS": {"password": "s"}},
+        ),
+    ],
+)
+def test_check_accepts_good_configuration(location: Any, options: dict[str, Any]) -> None:
+    assert RedisStore.check(location, options) == []
+
+
+def test_system_checks_report_redis_options() -> None:
+    from django_sessionkit.checks import configuration_errors
+
+    store = {
+        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
+        "LOCATION": "http://cache.example/0",
+        "OPTIONS": {"SOCKET_TIMEOUT": -1, "RETRY": 3},
+    }
+    with override_settings(SESSIONKIT={"STORE": store}):
+        errors = configuration_errors()
+    text = "\n".join(errors)
+    assert "has scheme 'http'" in text
+    assert "'SOCKET_TIMEOUT'] must be a number of seconds >= 0" in text
+    assert "'RETRY'] is not a RedisStore option" in text
+    good = {**store, "LOCATION": "redis://cache.example/0", "OPTIONS": {"SOCKET_TIMEOUT": 1}}
+    with override_settings(SESSIONKIT={"STORE": good}):
+        assert configuration_errors() == []
+
+
+def test_describe_hides_passwords() -> None:
+    store = RedisStore("redis://user:hunter2@cache.example:6379/0", {})
+    assert "hunter2" not in store.describe()
+    assert "user:***@cache.example:6379" in store.describe()
+    cluster = RedisStore(["redis://:hunter2@a:1", "b:2"], {})
+    assert "hunter2" not in cluster.describe()
+    sentinel = RedisStore("redis://:hunter2@mymaster/0", {"SENTINELS": ["h:26379"]})
+    assert "hunter2" not in sentinel.describe() and "mymaster" in sentinel.describe()
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def redis_client_of(store: RedisStore) -> Any:
+    """A plain sync client on the store's own pools (the master / the cluster)."""
+    from django_sessionkit.stores import redis_client
+
+    return redis_client.build_sync(store.config)
+
+
+def dump_prefix(setup: Setup, prefix: str) -> list[str]:
+    """Every key under ``prefix`` on every node, and every value, as text."""
+    texts: list[str] = []
+    for conn in setup.clients():
+        with conn:
+            for raw_key in conn.scan_iter(match=prefix + "*"):
+                key = _text(raw_key)
+                texts.append(key)
+                kind = _text(conn.type(key))
+                if kind == "hash":
+                    for field, value in conn.hgetall(key).items():
+                        texts += [_text(field), _text(value)]
+                elif kind == "zset":
+                    texts += [_text(m) for m in conn.zrange(key, 0, -1)]
+                elif kind == "set":
+                    texts += [_text(m) for m in conn.smembers(key)]
+                else:
+                    texts.append(repr(conn.dump(key)))
+    return texts
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
