@@ -8,6 +8,8 @@ from django.conf import settings
 from tests.factories import UserFactory
 from tests.services import service_missing
 
+pytest_plugins = ["tests.redis_fixtures"]
+
 
 @pytest.fixture
 def user(db: None) -> object:

@@ -1,13 +1,15 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from tests.testapp import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("account/sessions/", include("django_sessionkit.urls")),
     path("plain/", views.plain),
     path("read/", views.read),
     path("count/", views.count),
+    path("incr/", views.incr),
     path("set/<str:key>/<str:value>/", views.set_value),
     path("nested/", views.nested_append),
     path("login/<str:username>/", views.login_view),
