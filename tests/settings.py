@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 SECRET_KEY = "tests-only-secret-key-not-for-production-0123456789"
 DEBUG = False
@@ -71,6 +72,14 @@ def _postgres_reachable() -> bool:
 
 DATABASES: dict[str, dict[str, object]] = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+}
+# A file-backed SQLite for tests where several threads write at once (the in-memory test
+# database is shared through one connection, which would serialise them).
+DATABASES["sqlite_file"] = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": os.path.join(tempfile.gettempdir(), f"sessionkit-{os.getpid()}.sqlite3"),
+    "OPTIONS": {"timeout": 30},
+    "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"test-sessionkit-{os.getpid()}.sqlite3")},
 }
 POSTGRES_AVAILABLE = _postgres_reachable()
 if POSTGRES_AVAILABLE:

@@ -4,30 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Session',
+            name="Session",
             fields=[
-                ('key', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='key (hash of the id)')),
-                ('data', models.TextField(verbose_name='data (JSON)')),
-                ('version', models.PositiveBigIntegerField(default=1)),
-                ('expires_at', models.DateTimeField(db_index=True)),
-                ('user_id', models.CharField(blank=True, db_index=True, max_length=64, null=True)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
-                ('user_agent', models.CharField(blank=True, default='', max_length=1024)),
-                ('created_at', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=64,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="key (hash of the id)",
+                    ),
+                ),
+                ("data", models.TextField(verbose_name="data (JSON)")),
+                ("version", models.PositiveBigIntegerField(default=1)),
+                ("expires_at", models.DateTimeField(db_index=True)),
+                ("user_id", models.CharField(blank=True, db_index=True, max_length=64, null=True)),
+                (
+                    "ip",
+                    models.GenericIPAddressField(blank=True, null=True, verbose_name="IP address"),
+                ),
+                ("user_agent", models.CharField(blank=True, default="", max_length=1024)),
+                ("created_at", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
             ],
             options={
-                'verbose_name': 'session',
-                'verbose_name_plural': 'sessions',
-                'indexes': [models.Index(fields=['-last_seen'], name='sessionkit_last_seen')],
+                "verbose_name": "session",
+                "verbose_name_plural": "sessions",
+                "indexes": [models.Index(fields=["-last_seen"], name="sessionkit_last_seen")],
             },
         ),
     ]

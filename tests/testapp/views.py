@@ -28,6 +28,10 @@ def count(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"views": request.session["views"]})
 
 
+def incr(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"views": request.session.incr("views")})  # type: ignore[attr-defined]
+
+
 def set_value(request: HttpRequest, key: str, value: str) -> JsonResponse:
     request.session[key] = value
     return JsonResponse({key: value})

@@ -1,0 +1,128 @@
+"""Overlapping requests of one browser never lose each other's changes (real server, threads)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+
+from django_sessionkit import cookies
+from django_sessionkit.conf import sessionkit_settings
+from django_sessionkit.stores import get_store
+
+pytestmark = [pytest.mark.slow]
+
+REQUESTS = 400
+THREADS = 16
+
+
+class Browser:
+    """One cookie, shared by many connections (tabs) at once."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.cookie = ""
+        self.local = threading.local()
+
+    def get(self, path: str) -> tuple[int, dict[str, object]]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn.request("GET", path, headers={"Cookie": self.cookie, "Connection": "keep-alive"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.getheader("Connection", "").lower() == "close":
+            conn.close()
+            self.local.conn = None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = {}
+        return response.status, data
+
+    def start_session(self, path: str) -> str:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        set_cookie = response.getheader("Set-Cookie") or ""
+        self.cookie = set_cookie.split(";")[0]
+        sid = cookies.unsign(
+            cookies.decode_value(self.cookie.split("=", 1)[1]), sessionkit_settings.SECRETS
+        )
+        assert sid, set_cookie
+        return sid
+
+
+@pytest.fixture(params=["sqlite_file", "pg"])
+def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
+    alias = request.param
+    if alias == "pg":
+        request.getfixturevalue("pg_alias")
+    request.getfixturevalue("transactional_db")
+    with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
+        yield alias
+
+
+def burst(browser: Browser, paths: list[str]) -> list[int]:
+    with ThreadPoolExecutor(THREADS) as pool:
+        return [status for status, _ in pool.map(browser.get, paths)]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg"])
+def test_every_concurrent_write_to_its_own_key_survives(
+    live_server: object, store_alias: str
+) -> None:
+    browser = Browser(live_server.url)  # type: ignore[attr-defined]
+    sid = browser.start_session("/count/")
+    statuses = burst(browser, [f"/set/k{i}/v{i}/" for i in range(REQUESTS)])
+    assert statuses.count(200) == REQUESTS
+    record = get_store().load(cookies.hash_id(sid))
+    assert record is not None
+    missing = [i for i in range(REQUESTS) if record.data.get(f"k{i}") != f"v{i}"]
+    assert missing == [], f"{len(missing)} of {REQUESTS} writes were lost"
+    assert record.data["views"] == 1
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg"])
+def test_the_counter_helper_counts_every_request(live_server: object, store_alias: str) -> None:
+    browser = Browser(live_server.url)  # type: ignore[attr-defined]
+    sid = browser.start_session("/incr/")
+    statuses = burst(browser, ["/incr/"] * REQUESTS)
+    assert statuses.count(200) == REQUESTS
+    record = get_store().load(cookies.hash_id(sid))
+    assert record is not None and record.data["views"] == REQUESTS + 1
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg"])
+def test_a_revoke_in_the_middle_of_a_burst_stays_revoked(
+    live_server: object, store_alias: str
+) -> None:
+    browser = Browser(live_server.url)  # type: ignore[attr-defined]
+    sid = browser.start_session("/incr/")
+    key = cookies.hash_id(sid)
+    paths = ["/incr/"] * REQUESTS
+    revoked = threading.Event()
+
+    def request(index: int) -> int:
+        if index == REQUESTS // 2:
+            try:
+                get_store().delete(key)
+            finally:
+                connections.close_all()  # this pool thread's own connection
+            revoked.set()
+        return browser.get(paths[index])[0]
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        statuses = list(pool.map(request, range(REQUESTS)))
+    assert revoked.is_set()
+    assert set(statuses) <= {200, 400}  # 400: SessionInterrupted for requests caught mid-revoke
+    assert get_store().load(key) is None
