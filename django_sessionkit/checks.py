@@ -278,6 +278,17 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                     24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}."
                 )
             )
+    sensitive = raw.get("ADMIN_SENSITIVE_KEYS")
+    if sensitive is not None and not (
+        isinstance(sensitive, (list, tuple)) and all(isinstance(s, str) and s for s in sensitive)
+    ):
+        problems.append(
+            _error(
+                25,
+                f"{_key('ADMIN_SENSITIVE_KEYS')} is {sensitive!r}; it must be a list of "
+                "non-empty strings (parts of key names to mask in the admin), or None.",
+            )
+        )
     return problems
 
 

@@ -34,6 +34,7 @@ KEYS: dict[str, str] = {
     "CLIENT_IP_HEADER": "(none)",
     "TRUSTED_PROXIES": "(none)",
     "USER_AGENT_MAX_LENGTH": "(none)",
+    "ADMIN_SENSITIVE_KEYS": "(none)",
 }
 
 #: Keys of SESSIONKIT["COOKIE"] and the express-session ``cookie.*`` option each mirrors.
@@ -220,6 +221,14 @@ class Settings:
     @property
     def USER_AGENT_MAX_LENGTH(self) -> int:
         return int(self._get("USER_AGENT_MAX_LENGTH", 512))
+
+    # --- admin ------------------------------------------------------------
+
+    @property
+    def ADMIN_SENSITIVE_KEYS(self) -> tuple[str, ...] | None:
+        """Name fragments whose values the admin masks, or ``None`` for the default list."""
+        value = self._get("ADMIN_SENSITIVE_KEYS", None)
+        return None if value is None else tuple(str(v).lower() for v in value)
 
 
 sessionkit_settings = Settings()

@@ -41,8 +41,8 @@ ALWAYS_MASKED = frozenset({HASH_SESSION_KEY})
 
 def sensitive_keys() -> tuple[str, ...]:
     """The configured fragments, lower-cased (``SESSIONKIT["ADMIN_SENSITIVE_KEYS"]``)."""
-    configured = sessionkit_settings.raw.get("ADMIN_SENSITIVE_KEYS", DEFAULT_SENSITIVE_KEYS)
-    return tuple(str(name).lower() for name in configured)
+    configured = sessionkit_settings.ADMIN_SENSITIVE_KEYS
+    return DEFAULT_SENSITIVE_KEYS if configured is None else configured
 
 
 def is_sensitive(key: str, fragments: Iterable[str]) -> bool:
