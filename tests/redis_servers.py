@@ -255,6 +255,14 @@ class SentinelSetup:
                 return bool(conn.info("replication")["role"] == "master")
 
         wait_until("sentinel failover", promoted, FAILOVER_TIMEOUT)
+
+        def demoted() -> bool:
+            # Until Sentinel turns the old master into a replica it still accepts writes,
+            # and whatever a client's older connection writes there in that window is lost.
+            with client(old) as conn:
+                return bool(conn.info("replication")["role"] == "slave")
+
+        wait_until("old master demoted", demoted, FAILOVER_TIMEOUT)
         return self.master_port()
 
     def wait_replicas_in_sync(self, timeout: float = FAILOVER_TIMEOUT) -> None:
