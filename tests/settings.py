@@ -78,7 +78,7 @@ DATABASES: dict[str, dict[str, object]] = {
 DATABASES["sqlite_file"] = {
     "ENGINE": "django.db.backends.sqlite3",
     "NAME": os.path.join(tempfile.gettempdir(), f"sessionkit-{os.getpid()}.sqlite3"),
-    "OPTIONS": {"timeout": 30},
+    "OPTIONS": {"timeout": 30},  # Django's defaults otherwise: no WAL, deferred transactions
     "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"test-sessionkit-{os.getpid()}.sqlite3")},
 }
 POSTGRES_AVAILABLE = _postgres_reachable()

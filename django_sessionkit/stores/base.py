@@ -21,7 +21,6 @@ from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 
 __all__ = [
-    "MAX_SAVE_ATTEMPTS",
     "Changes",
     "CorruptSession",
     "CreateError",
@@ -30,10 +29,6 @@ __all__ = [
     "StoreUnavailable",
     "UpdateError",
 ]
-
-# How often a versioned save re-reads and re-applies its changes when other
-# requests keep saving the same session in between.
-MAX_SAVE_ATTEMPTS = 10
 
 
 class CorruptSession(ValueError):
@@ -133,6 +128,9 @@ class Store:
     #: Human-readable name used in logs and errors.
     label = "store"
 
+    #: True when :meth:`find_by_prefix` uses an index instead of reading every session.
+    indexes_key_prefixes = False
+
     def __init__(self, location: Any = None, options: Mapping[str, Any] | None = None) -> None:
         self.location = location
         self.options = dict(options or {})
@@ -166,8 +164,9 @@ class Store:
         and is left untouched. Otherwise the record must exist (else
         :class:`UpdateError`: a session deleted meanwhile is never re-created).
         When the stored ``version`` is no longer ``record.version``, another
-        request saved in between: the store re-reads and applies ``changes``
-        (the keys this request set or removed) on top of the newer data.
+        request saved in between: the store applies ``changes`` (the keys this
+        request set, removed or incremented) on top of the newer data, atomically,
+        so neither save's keys are lost.
         ``changes=None`` means "this request replaces the whole data".
         The returned record carries the new version.
         """
@@ -210,6 +209,29 @@ class Store:
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         """End every session of one user except ``keep``; return how many."""
         raise NotImplementedError
+
+    def find_by_prefix(
+        self, prefix: str, limit: int = 2
+    ) -> builtins.list[tuple[str, SessionRecord]]:
+        """Up to ``limit`` live sessions whose key starts with ``prefix`` (admin, commands).
+
+        This default reads every session; stores with an ordered key index override it.
+        """
+        found = []
+        for key, record in self.iter_all():
+            if key.startswith(prefix):
+                found.append((key, record))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def estimate_count(self) -> int | None:
+        """A cheap approximate number of sessions, or ``None`` when there is none."""
+        return None
+
+    def count_expired(self) -> int | None:
+        """Expired sessions still held (for a purge's dry run), or ``None`` if unknown."""
+        return None
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         """Remove expired records in batches, yielding how many each batch removed."""

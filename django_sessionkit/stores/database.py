@@ -8,6 +8,7 @@ Only a concurrent save costs more: a re-read and a second update.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
@@ -15,19 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from django.db import (
-    DatabaseError,
     IntegrityError,
     InterfaceError,
     OperationalError,
     connections,
     transaction,
 )
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from django_sessionkit.models import Session
 from django_sessionkit.stores.base import (
-    MAX_SAVE_ATTEMPTS,
     Changes,
     CorruptSession,
     CreateError,
@@ -44,6 +43,7 @@ logger = logging.getLogger("django_sessionkit")
 
 class DatabaseStore(Store):
     label = "database"
+    indexes_key_prefixes = True  # the primary key's index serves LIKE 'prefix%'
 
     def __init__(self, location: Any = None, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(location or "default", options)
@@ -134,6 +134,30 @@ class DatabaseStore(Store):
             deleted, _ = rows.delete()
         return int(deleted)
 
+    def find_by_prefix(
+        self, prefix: str, limit: int = 2
+    ) -> builtins.list[tuple[str, SessionRecord]]:
+        rows = self._live(None).filter(key__startswith=prefix).order_by("key")[:limit]
+        with self._errors():
+            return [(row.key, rec) for row in rows if (rec := self._record(row)) is not None]
+
+    def estimate_count(self) -> int | None:
+        """PostgreSQL's planner estimate (no full-table COUNT); ``None`` elsewhere."""
+        connection = connections[self.alias]
+        if connection.vendor != "postgresql":
+            return None
+        with self._errors(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                [Session._meta.db_table],
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] < 0 else int(row[0])
+
+    def count_expired(self) -> int | None:
+        with self._errors():
+            return int(self._rows.filter(expires_at__lte=timezone.now()).count())
+
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         while True:
             now = timezone.now()
@@ -215,27 +239,20 @@ class DatabaseStore(Store):
         )
         if updated:
             return record.with_data(data, version + 1)
-        # Someone saved meanwhile (or the session is gone): merge onto the newer copy.
-        # Where the database has row locks, the merge holds one so that it is the only writer
-        # and lands at once under heavy contention. SQLite has none (and a read-then-write
-        # transaction there fails with "database is locked"), so it re-reads and retries.
-        locking = connections[self.alias].features.has_select_for_update
-        for _attempt in range(MAX_SAVE_ATTEMPTS):
-            with transaction.atomic(using=self.alias) if locking else contextlib.nullcontext():
-                rows = self._rows.select_for_update() if locking else self._rows
-                current = rows.filter(key=key).values_list("data", "version").first()
-                if current is None:
-                    raise UpdateError(f"session {key[:12]}… no longer exists")
-                try:
-                    fresh = decode_data(current[0])
-                except CorruptSession:
-                    fresh = {}
-                data, version = changes.apply(fresh), current[1]
-                updated = self._rows.filter(key=key, version=version).update(
-                    data=encode_data(data), version=version + 1, **self._fields(record)
-                )
-            if updated:
-                return record.with_data(data, version + 1)
-        raise DatabaseError(
-            f"session {key[:12]}…: gave up after {MAX_SAVE_ATTEMPTS} concurrent saves"
-        )
+        # Someone saved meanwhile (or the session is gone): merge onto the newer copy. The
+        # no-op UPDATE comes first so that this transaction holds the row's write lock
+        # (SQLite's database lock) before it reads: the merge is then the only writer and
+        # lands at once, where read-then-write would deadlock or keep losing the race.
+        with transaction.atomic(using=self.alias):
+            if not self._rows.filter(key=key).update(version=F("version")):
+                raise UpdateError(f"session {key[:12]}… no longer exists")
+            data_text, version = self._rows.filter(key=key).values_list("data", "version").get()
+            try:
+                fresh = decode_data(data_text)
+            except CorruptSession:
+                fresh = {}
+            data = changes.apply(fresh)
+            self._rows.filter(key=key).update(
+                data=encode_data(data), version=version + 1, **self._fields(record)
+            )
+        return record.with_data(data, version + 1)
