@@ -203,11 +203,7 @@ def _predicate(query: Query) -> Callable[[SessionRecord], bool] | None:
 
 def estimated_total(store: Store) -> int | None:
     """A cheap total for the unfiltered list, when the store can give one."""
-    estimate = getattr(store, "estimate_count", None)  # proposed Store method
-    if callable(estimate):
-        value = estimate()
-        return None if value is None else int(value)
-    return None
+    return store.estimate_count()
 
 
 def list_sessions(store: Store, query: Query, limit: int = PAGE_SIZE) -> Listing:
@@ -309,7 +305,7 @@ def find_session(
 ) -> Item | None:
     """The session whose :func:`session_ref` is ``ref``, or ``None``.
 
-    Looked up with the store's ``find_by_prefix`` when it has one (proposed);
+    Looked up with the store's ``find_by_prefix`` when it has a key index;
     otherwise among the sessions of ``user_ids``, then around list position
     ``offset``, then in the first :data:`RESOLVE_SCAN_LIMIT` sessions.
     """
@@ -336,10 +332,9 @@ def find_sessions(
 
     if not wanted:
         return found
-    by_prefix = getattr(store, "find_by_prefix", None)  # proposed Store method
-    if callable(by_prefix) and sessionkit_settings.COMPAT != "express":
+    if store.indexes_key_prefixes and sessionkit_settings.COMPAT != "express":
         for ref in wanted:
-            matches = by_prefix(ref, limit=2)
+            matches = store.find_by_prefix(ref, limit=2)
             if len(matches) == 1:
                 found[ref] = matches[0]
         return found

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets as _secrets
+import string
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from http.cookies import Morsel
@@ -26,6 +27,10 @@ from django_sessionkit.conf import Settings, sessionkit_settings
 MAX_COOKIE_LENGTH = 4096
 
 _ENCODE_SAFE = "-_.!~*'()"
+
+#: What Django's own engines put in their unsigned cookies: 32 of [a-z0-9].
+_DJANGO_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits)
+DJANGO_KEY_LENGTH = 32
 
 
 def new_id() -> str:
@@ -104,6 +109,17 @@ def cookie_to_id(value: str | None, conf: Settings = sessionkit_settings) -> str
     if conf.SIGNED:
         return unsign(value, conf.SECRETS)
     return value if _looks_like_id(value) else None
+
+
+def legacy_django_id(value: str | None) -> str | None:
+    """The session key in a cookie written by Django's own engines, or ``None``.
+
+    After ``importsessions`` such a key names an imported session; the
+    middleware accepts it once and rotates it to a signed id of ours.
+    """
+    if value and len(value) == DJANGO_KEY_LENGTH and frozenset(value) <= _DJANGO_KEY_CHARS:
+        return value
+    return None
 
 
 def id_to_cookie(session_id: str, conf: Settings = sessionkit_settings) -> str:

@@ -36,6 +36,10 @@ MAX_ID_LENGTH = 256
 
 AUTH_USER_KEY = "_auth_user_id"
 
+#: Marks a session that ``importsessions`` copied from Django's own engines. Only such a
+#: session may be reached through an old, unsigned Django cookie, once, before rotation.
+IMPORTED_KEY = "_sessionkit_imported"
+
 
 class SessionDataError(TypeError):
     """A value in the session cannot be stored (it is not JSON-serialisable)."""
@@ -78,13 +82,21 @@ class SessionStore(SessionBase):
         self._is_new = False  # _sid was generated here and is not in the store yet
         self._created_at: datetime | None = None  # kept across cycle_key()
         self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
+        self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
         super().__init__(session_key)
 
     @classmethod
-    def for_request(cls, request: HttpRequest, session_id: str | None) -> SessionStore:
-        """The session for an id the middleware already unsigned from the cookie."""
+    def for_request(
+        cls, request: HttpRequest, session_id: str | None, *, legacy: bool = False
+    ) -> SessionStore:
+        """The session for an id the middleware already unsigned from the cookie.
+
+        ``legacy=True``: the id is an old Django session key from an unsigned cookie;
+        it loads only a session that ``importsessions`` marked as imported.
+        """
         session = cls(request=request)
         session._sid = session_id
+        session._legacy = legacy
         return session
 
     # --- identity ---------------------------------------------------------
@@ -241,6 +253,8 @@ class SessionStore(SessionBase):
 
     def _loaded(self, record: SessionRecord | None) -> dict[str, Any]:
         self._increments = {}
+        if self._legacy and record is not None and not record.data.get(IMPORTED_KEY):
+            record = None  # an unsigned cookie never reaches a session that was not imported
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
             self._sid, self._record, self._snapshot = None, None, {}

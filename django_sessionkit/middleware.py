@@ -27,7 +27,7 @@ from django.utils.cache import patch_vary_headers
 
 from django_sessionkit import cookies
 from django_sessionkit.conf import sessionkit_settings as conf
-from django_sessionkit.engine import SessionStore
+from django_sessionkit.engine import IMPORTED_KEY, SessionStore
 from django_sessionkit.stores.base import StoreUnavailable
 
 logger = logging.getLogger("django_sessionkit")
@@ -48,6 +48,7 @@ class _RequestState:
     cookie_present: bool
     cookie_id: str | None
     session: SessionStore
+    legacy: bool = False  # cookie_id is an unsigned key of Django's own engines
 
 
 @dataclasses.dataclass
@@ -146,12 +147,16 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def _start(self, request: HttpRequest) -> None:
         raw = cookies.read_cookie(request, conf.NAME)
         cookie_id = cookies.cookie_to_id(raw)
-        session = SessionStore.for_request(request, cookie_id)
+        legacy = False
+        if cookie_id is None and conf.SIGNED and (old := cookies.legacy_django_id(raw)):
+            cookie_id, legacy = old, True
+        session = SessionStore.for_request(request, cookie_id, legacy=legacy)
         request.session = session
         request._sessionkit = _RequestState(  # type: ignore[attr-defined]
             cookie_present=conf.NAME in request.COOKIES or raw is not None,
             cookie_id=cookie_id,
             session=session,
+            legacy=legacy,
         )
 
     # --- response -----------------------------------------------------------
@@ -191,9 +196,19 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _Plan("touch", set_cookie=True)
         return _Plan("none")
 
+    @staticmethod
+    def _must_rotate_legacy(request: HttpRequest, response: HttpResponseBase) -> bool:
+        state: _RequestState = request._sessionkit  # type: ignore[attr-defined]
+        return state.legacy and request.session is state.session and response.status_code < 500
+
     def _finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        plan = self._plan(request, response)
         session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
+        if self._must_rotate_legacy(request, response):
+            session._get_session()
+            if session.record is not None:  # an imported Django session: give it one of our ids
+                session.pop(IMPORTED_KEY, None)
+                session.cycle_key()
+        plan = self._plan(request, response)
         if plan.action == "load":
             session._get_session()
             plan = self._plan(request, response)
@@ -211,8 +226,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
         return self._respond(request, response, plan)
 
     async def _afinish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        plan = self._plan(request, response)
         session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
+        if self._must_rotate_legacy(request, response):
+            await session._aget_session()
+            if session.record is not None:
+                await session.apop(IMPORTED_KEY, None)
+                await session.acycle_key()
+        plan = self._plan(request, response)
         if plan.action == "load":
             await session._aget_session()
             plan = self._plan(request, response)

@@ -233,6 +233,16 @@ class StoreContract:
         assert store.delete_for_user("9") == 1
         assert store.count(user_id="9") == 0
 
+    def test_find_by_prefix(self, store: Store) -> None:
+        key, _ = self.create(store)
+        self.create(store)
+        gone, _ = self.create(store, expires_at=timezone.now() - timedelta(seconds=1))
+        assert [k for k, _ in store.find_by_prefix(key[:12])] == [key]
+        assert store.find_by_prefix(gone[:12]) == []
+        assert len(store.find_by_prefix("", limit=5)) == 2
+        estimate = store.estimate_count()
+        assert estimate is None or estimate >= 0
+
     def test_purge_expired_removes_only_expired_sessions_in_batches(self, store: Store) -> None:
         past = timezone.now() - timedelta(minutes=1)
         for _ in range(5):

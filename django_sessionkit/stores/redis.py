@@ -627,6 +627,9 @@ class RedisStore(Store):
     def count(self, *, user_id: str | None = None) -> int:
         return self._drive(self._count_steps(user_id))
 
+    def estimate_count(self) -> int | None:
+        return self.count()  # one ZCOUNT: already cheap
+
     def list(
         self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
     ) -> builtins.list[tuple[str, SessionRecord]]:

@@ -1,0 +1,109 @@
+"""``manage.py listsessions``: live sessions, page by page, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import ipaddress
+from argparse import ArgumentParser
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from django_sessionkit.management import options as parse
+from django_sessionkit.management.base import StoreCommand
+from django_sessionkit.management.lookup import handle_of, pages, resolve_user, usernames
+from django_sessionkit.management.output import FORMATS, USER_AGENT_WIDTH, Raw, shorten, writer
+from django_sessionkit.stores.base import SessionRecord, Store
+
+IpFilter = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Command(StoreCommand):
+    help = (
+        "Lists live sessions, most recently active first: key prefix, user, IP address, "
+        "user agent, created, last seen, expires. Streams page by page."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--user", help="Only this user's sessions (username or user id).")
+        parser.add_argument(
+            "--ip", help="Only sessions from this IP address or network (192.0.2.7, 10.0.0.0/8)."
+        )
+        parser.add_argument(
+            "--active-since",
+            help="Only sessions seen since then: 30m, 1h, 2d, 1w, or an ISO date/date-time.",
+        )
+        parser.add_argument(
+            "--format", default="table", help=f"{', '.join(FORMATS)} (default table)."
+        )
+        parser.add_argument(
+            "--page-size",
+            default="500",
+            help="Sessions fetched from the store per round trip (default 500).",
+        )
+
+    def run(self, store: Store, **options: Any) -> None:
+        fmt = str(options["format"]).lower()
+        if fmt not in FORMATS:
+            raise CommandError(
+                f"--format {options['format']!r} is not accepted: use one of {', '.join(FORMATS)}."
+            )
+        page_size = parse.batch_size(options["page_size"], "--page-size")
+        since = parse.since(options["active_since"]) if options["active_since"] else None
+        network = self.network(options["ip"]) if options["ip"] else None
+        user_id = resolve_user(store, options["user"])[0] if options["user"] else None
+        out = writer(fmt, Raw(self.stdout))
+        for page in pages(store, user_id=user_id, page_size=page_size):
+            names = usernames(record.user_id for _, record in page)
+            for key, record in page:
+                if since is not None and record.last_seen < since:
+                    out.close()  # newest first: everything after this is older still
+                    return
+                if network is None or self.matches(record.ip, network):
+                    out.row(self.values(key, record, names, wide=fmt != "table"))
+        out.close()
+
+    @staticmethod
+    def network(value: str) -> IpFilter:
+        try:
+            return ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise CommandError(
+                f"--ip {value!r} is not an IP address or network: give one such as 192.0.2.7, "
+                "2001:db8::1 or 10.0.0.0/8."
+            ) from None
+
+    @staticmethod
+    def matches(ip: str | None, network: IpFilter) -> bool:
+        if not ip:
+            return False
+        try:
+            return ipaddress.ip_address(ip) in network
+        except ValueError:
+            return False
+
+    @staticmethod
+    def values(
+        key: str, record: SessionRecord, names: dict[str, str], *, wide: bool
+    ) -> dict[str, Any]:
+        user = record.user_id
+        if user is not None:
+            user = names.get(user, f"#{user}")
+        agent = record.user_agent or None
+        if agent and not wide:
+            agent = shorten(agent, USER_AGENT_WIDTH)
+        moments: dict[str, datetime] = {
+            "created": record.created_at,
+            "last_seen": record.last_seen,
+            "expires": record.expires_at,
+        }
+        values: dict[str, Any] = {
+            "key": handle_of(key),
+            "user": user,
+            "ip": record.ip,
+            "user_agent": agent,
+            **moments,
+        }
+        if wide:
+            values["user_id"] = record.user_id
+        return values
