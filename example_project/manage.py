@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""The example site's manage.py: ``python example_project/manage.py runserver`` from anywhere."""
+
+import os
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    # The repository root, so that ``example_project`` and ``django_sessionkit`` import
+    # even without an install.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

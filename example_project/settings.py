@@ -1,0 +1,154 @@
+"""Settings of the example site, and a template for your own.
+
+Environment variables:
+
+``SESSIONKIT_REDIS_URL``
+    ``redis://host:port/db``: keep sessions in Redis instead of the database.
+``SESSIONKIT_EXAMPLE_DB``
+    Path of the SQLite file (default ``example_project/db.sqlite3``).
+``DJANGO_SECRET_KEY``
+    Signing key; the default below is for this local demo only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "example-only-not-secret-5c1d0f8e2b7a4e6f9a3b8c7d6e5f4a3b"
+)
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # Instead of "django.contrib.sessions".
+    "django_sessionkit",
+    "example_project.tutorial",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Where django.contrib.sessions.middleware.SessionMiddleware was.
+    "django_sessionkit.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+SESSION_ENGINE = "django_sessionkit.engine"
+
+# Where the sessions live: the database by default, Redis when SESSIONKIT_REDIS_URL is set.
+REDIS_URL = os.environ.get("SESSIONKIT_REDIS_URL", "")
+SESSION_STORE: dict[str, Any] = (
+    {"BACKEND": "django_sessionkit.stores.redis.RedisStore", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django_sessionkit.stores.database.DatabaseStore", "LOCATION": "default"}
+)
+
+# Every key, set to its default unless noted. The comment names the express-session option.
+# A key left out falls back to Django's SESSION_* setting named in its comment.
+SESSIONKIT: dict[str, Any] = {
+    # secret: a string, or a list whose first entry signs and all verify (secret rotation).
+    # None: SECRET_KEY signs, SECRET_KEY + SECRET_KEY_FALLBACKS verify.
+    "SECRET": None,
+    # name: the cookie's name. Fallback SESSION_COOKIE_NAME ("sessionid").
+    # "connect.sid" is express-session's default.
+    "NAME": "sessionid",
+    "COOKIE": {
+        # cookie.maxAge, in SECONDS (express counts milliseconds). None: a cookie that ends
+        # when the browser closes. Fallback SESSION_COOKIE_AGE (two weeks), or None when
+        # SESSION_EXPIRE_AT_BROWSER_CLOSE. This example: 30 minutes.
+        "MAX_AGE": 30 * 60,
+        # cookie.httpOnly. Fallback SESSION_COOKIE_HTTPONLY (True).
+        "HTTP_ONLY": True,
+        # cookie.secure: True, False or "auto" (Secure when the request came over HTTPS, as
+        # PROXY decides). Fallback SESSION_COOKIE_SECURE (False). This example: "auto".
+        "SECURE": "auto",
+        # cookie.sameSite: "Strict", "Lax", "None", "auto" (None over HTTPS, else Lax),
+        # True (Strict), False/None (attribute left out). Fallback SESSION_COOKIE_SAMESITE.
+        "SAME_SITE": "Lax",
+        # cookie.domain. Fallback SESSION_COOKIE_DOMAIN (None: this host only).
+        "DOMAIN": None,
+        # cookie.path. Fallback SESSION_COOKIE_PATH ("/").
+        "PATH": "/",
+        # cookie.partitioned (CHIPS); browsers want Secure with it.
+        "PARTITIONED": False,
+        # cookie.priority: "Low", "Medium", "High" or None (attribute left out).
+        "PRIORITY": None,
+    },
+    # genid: dotted path of a callable taking the request and returning a new id.
+    # None: 256 random bits.
+    "GENID": None,
+    # proxy: None follows Django's SECURE_PROXY_SSL_HEADER; True trusts X-Forwarded-Proto;
+    # False only believes the connection itself.
+    "PROXY": None,
+    # resave: save the session on every request that carries it, even unmodified.
+    # Fallback SESSION_SAVE_EVERY_REQUEST (False).
+    "RESAVE": False,
+    # rolling: re-send the cookie and push the expiry back on every request that carries
+    # a session. Fallback SESSION_SAVE_EVERY_REQUEST (False).
+    "ROLLING": False,
+    # saveUninitialized: save (and send a cookie for) new sessions nobody wrote to.
+    "SAVE_UNINITIALIZED": False,
+    # store: {"BACKEND": dotted path, "LOCATION": ..., "OPTIONS": {...}}, shaped like CACHES.
+    "STORE": SESSION_STORE,
+    # unset: what `request.session = None` in a view does: "keep" or "destroy".
+    "UNSET": "keep",
+    # No express option (express always signs with cookie-signature): False puts the bare
+    # id in the cookie.
+    "SIGNED": True,
+    # No express option: "express" keys the store by the raw id, as connect-redis does.
+    "COMPAT": None,
+    # No express option: request.META key (e.g. "HTTP_X_FORWARDED_FOR") that trusted proxies
+    # append the client's address to, and how many such proxies there are. None: REMOTE_ADDR.
+    "CLIENT_IP_HEADER": None,
+    "TRUSTED_PROXIES": 1,
+    # No express option: user agents are stored cut to this length.
+    "USER_AGENT_MAX_LENGTH": 512,
+    # No express option: parts of key names whose values the admin pages mask.
+    # None: a built-in list ("password", "token", "secret", ...).
+    "ADMIN_SENSITIVE_KEYS": None,
+}
+
+ROOT_URLCONF = "example_project.urls"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "whoami"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "example_project.tutorial.views.navigation",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("SESSIONKIT_EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"

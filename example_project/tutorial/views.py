@@ -1,0 +1,83 @@
+"""express-session's tutorials, as Django views."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+#: The "where you're signed in" pages, when this version of django_sessionkit has them.
+HAS_DEVICES_PAGE = importlib.util.find_spec("django_sessionkit.urls") is not None
+
+#: The short lifetime the expiry page gives this session, in seconds.
+SHORT_MAX_AGE = 30
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    """Context processor: what the menu shows."""
+    return {"has_devices_page": HAS_DEVICES_PAGE}
+
+
+def counter(request: HttpRequest) -> HttpResponse:
+    """``req.session.views = (req.session.views || 0) + 1``"""
+    views = request.session.get("views", 0) + 1
+    request.session["views"] = views
+    return render(request, "tutorial/counter.html", {"views": views})
+
+
+def whoami(request: HttpRequest) -> HttpResponse:
+    """The signed-in user, what the session holds and what the store knows about it."""
+    session = request.session
+    data = dict(session.items())  # loads the session
+    return render(
+        request,
+        "tutorial/whoami.html",
+        {
+            "data": sorted(data.items()),
+            # Our engine's extras: the record as stored, and the hash the store keys it by.
+            "record": getattr(session, "record", None),
+            "key_hash": getattr(session, "key_hash", None),
+        },
+    )
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """``req.session.destroy()``: Django's logout() flushes the session.
+
+    The stored session is deleted and the response deletes the cookie.
+    """
+    logout(request)
+    return redirect("whoami")
+
+
+def expiry(request: HttpRequest) -> HttpResponse:
+    """Give this session a short ``maxAge`` and watch it run out."""
+    session = request.session
+    if request.method == "POST":
+        if request.POST.get("action") == "reset":
+            session.set_expiry(None)  # back to SESSIONKIT["COOKIE"]["MAX_AGE"]
+        else:
+            session.set_expiry(SHORT_MAX_AGE)
+            session["short_lived"] = True  # something to lose when it expires
+        return redirect("expiry")
+    session.get("short_lived")  # loads the session, so its record is known
+    record = getattr(session, "record", None)
+    seconds_left = None
+    if record is not None:
+        seconds_left = max(0, int((record.expires_at - timezone.now()).total_seconds()))
+    return render(
+        request,
+        "tutorial/expiry.html",
+        {
+            "record": record,
+            "seconds_left": seconds_left,
+            "short_max_age": SHORT_MAX_AGE,
+            "browser_session": record is not None and session.get_expire_at_browser_close(),
+        },
+    )

@@ -1,0 +1,217 @@
+"""The example project's tutorial flows, through the test client, on its own settings."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import runpy
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from django.core.management import call_command
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from django_sessionkit import cookies
+from django_sessionkit.conf import COOKIE_KEYS, KEYS
+from django_sessionkit.models import Session
+from django_sessionkit.stores import get_store
+from example_project import settings as example
+from example_project.tutorial import views
+
+pytestmark = pytest.mark.django_db
+
+EXAMPLE_DIR = Path(example.__file__).resolve().parent
+DATABASE_STORE = {"BACKEND": "django_sessionkit.stores.database.DatabaseStore"}
+
+
+@pytest.fixture(autouse=True)
+def example_site() -> Iterator[None]:
+    with override_settings(
+        INSTALLED_APPS=example.INSTALLED_APPS,
+        MIDDLEWARE=example.MIDDLEWARE,
+        TEMPLATES=example.TEMPLATES,
+        ROOT_URLCONF=example.ROOT_URLCONF,
+        LOGIN_URL=example.LOGIN_URL,
+        LOGIN_REDIRECT_URL=example.LOGIN_REDIRECT_URL,
+        # The example's own dict, on the database whatever SESSIONKIT_REDIS_URL says.
+        SESSIONKIT={**example.SESSIONKIT, "STORE": DATABASE_STORE},
+    ):
+        yield
+
+
+@pytest.fixture
+def demo_user() -> None:
+    call_command("demouser", stdout=io.StringIO())
+
+
+def sid_of(client: Client) -> str:
+    sid = cookies.unsign(
+        unquote(client.cookies["sessionid"].value), cookies.sessionkit_settings.SECRETS
+    )
+    assert sid
+    return sid
+
+
+def alive(sid: str) -> bool:
+    return get_store().load(cookies.hash_id(sid)) is not None
+
+
+def set_cookie(response: object) -> str:
+    morsel = response.cookies.get("sessionid")  # type: ignore[attr-defined]
+    return "" if morsel is None else str(morsel.output(header=""))
+
+
+def log_in(client: Client) -> object:
+    return client.post("/login/", {"username": "demo", "password": "demo"})
+
+
+def test_visit_counter(client: Client) -> None:
+    first = client.get("/")
+    assert "You visited this page 1 time." in first.content.decode()
+    assert re.search(r"sessionid=s%3A[\w-]{43}\.", set_cookie(first))
+    assert "Max-Age=1800" in set_cookie(first)  # the example's 30-minute maxAge
+    assert "You visited this page 2 times." in client.get("/").content.decode()
+    assert "You visited this page 1 time." in Client().get("/").content.decode()
+
+
+def test_who_am_i_without_a_session_saves_nothing(client: Client) -> None:
+    response = client.get("/whoami/")
+    assert "You are not signed in." in response.content.decode()
+    assert "You have no session yet" in response.content.decode()
+    assert set_cookie(response) == ""
+    assert Session.objects.count() == 0
+
+
+def test_login_rotates_the_id_and_the_old_id_is_dead(client: Client, demo_user: None) -> None:
+    client.get("/")
+    before = sid_of(client)
+    assert 'name="password"' in client.get("/login/").content.decode()
+
+    response = log_in(client)
+    assert response.status_code == 302 and response["Location"] == "/whoami/"
+    after = sid_of(client)
+    assert after != before
+    assert not alive(before) and alive(after)
+
+    page = client.get("/whoami/").content.decode()
+    assert "You are <strong>demo</strong>." in page
+    assert "<code>views</code></th><td><code>1</code>" in page  # data kept across the login
+    assert "_auth_user_id" in page
+    assert cookies.hash_id(after)[:12] in page and after not in page
+
+    replay = Client()  # someone holding the pre-login cookie
+    replay.cookies["sessionid"] = cookies.encode_value(cookies.id_to_cookie(before))
+    page = replay.get("/whoami/").content.decode()
+    assert "You are not signed in." in page and "You have no session yet" in page
+
+
+def test_a_wrong_password_keeps_the_session(client: Client, demo_user: None) -> None:
+    client.get("/")
+    before = sid_of(client)
+    response = client.post("/login/", {"username": "demo", "password": "wrong"})
+    assert response.status_code == 200
+    assert sid_of(client) == before
+
+
+def test_logout_ends_the_session(client: Client, demo_user: None) -> None:
+    log_in(client)
+    sid = sid_of(client)
+    assert client.get("/logout/").status_code == 405  # POST only
+    response = client.post("/logout/")
+    assert response.status_code == 302
+    assert "Max-Age=0" in set_cookie(response)
+    assert not alive(sid)
+    assert Session.objects.count() == 0
+    assert "You are not signed in." in client.get("/whoami/").content.decode()
+
+
+def test_short_max_age_counts_down_and_expires(client: Client) -> None:
+    client.get("/")
+    response = client.post("/expiry/", {"action": "short"})
+    assert response.status_code == 302
+    assert re.search(r"Max-Age=(29|30)\b", set_cookie(response))
+
+    page = client.get("/expiry/")
+    assert 28 <= page.context["seconds_left"] <= 30
+    assert 'id="seconds-left" data-seconds="' in page.content.decode()
+    assert set_cookie(page) == ""  # reading does not push the expiry back (ROLLING off)
+
+    Session.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert "You have no session yet" in client.get("/expiry/").content.decode()
+    assert "You visited this page 1 time." in client.get("/").content.decode()
+
+
+def test_short_max_age_can_be_reset(client: Client) -> None:
+    client.post("/expiry/", {"action": "short"})
+    response = client.post("/expiry/", {"action": "reset"})
+    assert re.search(r"Max-Age=(1799|1800)\b", set_cookie(response))
+    assert client.get("/expiry/").context["seconds_left"] >= 1790
+
+
+def test_demo_user_opens_the_admin(client: Client, demo_user: None) -> None:
+    log_in(client)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_devices_link_only_when_the_page_exists(client: Client, demo_user: None) -> None:
+    page = client.get("/").content.decode()
+    assert ("Where you're signed in" in page) is views.HAS_DEVICES_PAGE
+    if views.HAS_DEVICES_PAGE:
+        log_in(client)
+        assert 'href="/sessions/"' in page
+        assert client.get("/sessions/").status_code == 200
+
+
+def test_settings_name_every_option() -> None:
+    assert set(example.SESSIONKIT) == set(KEYS)
+    assert set(example.SESSIONKIT["COOKIE"]) == set(COOKIE_KEYS)
+    source = (EXAMPLE_DIR / "settings.py").read_text()
+    for express_name in [*KEYS.values(), *COOKIE_KEYS.values()]:
+        if not express_name.startswith("("):
+            assert f"# {express_name}" in source or f"# cookie.{express_name}" in source
+
+
+def test_redis_url_switches_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONKIT_REDIS_URL", "redis://127.0.0.1:6379/3")
+    values = runpy.run_path(str(EXAMPLE_DIR / "settings.py"))
+    assert values["SESSIONKIT"]["STORE"] == {
+        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
+        "LOCATION": "redis://127.0.0.1:6379/3",
+    }
+
+
+def manage(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env["SESSIONKIT_EXAMPLE_DB"] = str(db)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE_DIR / "manage.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_manage_check_migrate_and_demouser(tmp_path: Path) -> None:
+    db = tmp_path / "example.sqlite3"
+    for args in (["check", "--fail-level", "WARNING"], ["migrate", "--noinput"], ["demouser"]):
+        result = manage(*args, db=db)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert db.exists()
+    assert "Demo user: demo  password: demo" in result.stdout
+    assert str(db) in result.stdout  # names the store it uses
+
+
+def test_run_script_is_valid_bash() -> None:
+    script = EXAMPLE_DIR / "run"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    assert os.access(script, os.X_OK)
