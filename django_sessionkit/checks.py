@@ -271,6 +271,14 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 "a request.META key such as 'HTTP_X_FORWARDED_FOR'.",
             )
         )
+    if raw.get("MAX_SIZE") is not None and not _is_count(raw["MAX_SIZE"], 1):
+        problems.append(
+            _error(
+                26,
+                f"{_key('MAX_SIZE')} is {raw['MAX_SIZE']!r}; it must be a whole number of bytes "
+                ">= 1, or None for no limit.",
+            )
+        )
     for name, minimum in (("TRUSTED_PROXIES", 1), ("USER_AGENT_MAX_LENGTH", 0)):
         if name in raw and not _is_count(raw[name], minimum):
             problems.append(

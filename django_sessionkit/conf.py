@@ -35,6 +35,7 @@ KEYS: dict[str, str] = {
     "TRUSTED_PROXIES": "(none)",
     "USER_AGENT_MAX_LENGTH": "(none)",
     "ADMIN_SENSITIVE_KEYS": "(none)",
+    "MAX_SIZE": "(none)",
 }
 
 #: Keys of SESSIONKIT["COOKIE"] and the express-session ``cookie.*`` option each mirrors.
@@ -50,6 +51,9 @@ COOKIE_KEYS: dict[str, str] = {
 }
 
 STORE_KEYS = ("BACKEND", "LOCATION", "OPTIONS")
+
+#: Default for SESSIONKIT["MAX_SIZE"]: far above any sane session, well below what hurts a store.
+DEFAULT_MAX_SIZE = 256 * 1024
 
 SAME_SITE_VALUES = {"strict": "Strict", "lax": "Lax", "none": "None", "auto": "auto"}
 PRIORITY_VALUES = {"low": "Low", "medium": "Medium", "high": "High"}
@@ -217,6 +221,12 @@ class Settings:
     def TRUSTED_PROXIES(self) -> int:
         """How many proxies in front of Django append to ``CLIENT_IP_HEADER``."""
         return int(self._get("TRUSTED_PROXIES", 1))
+
+    @property
+    def MAX_SIZE(self) -> int | None:
+        """Largest session data accepted at save time, in bytes of JSON (``None``: no limit)."""
+        value = self._get("MAX_SIZE", DEFAULT_MAX_SIZE)
+        return None if value is None else int(value)
 
     @property
     def USER_AGENT_MAX_LENGTH(self) -> int:

@@ -26,7 +26,7 @@ from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import Changes, SessionRecord, Store
 
-__all__ = ["CreateError", "SessionDataError", "SessionStore", "UpdateError"]
+__all__ = ["CreateError", "SessionDataError", "SessionStore", "SessionTooLarge", "UpdateError"]
 
 # How many fresh ids create() tries before concluding that GENID repeats itself.
 MAX_CREATE_ATTEMPTS = 10
@@ -43,6 +43,10 @@ IMPORTED_KEY = "_sessionkit_imported"
 
 class SessionDataError(TypeError):
     """A value in the session cannot be stored (it is not JSON-serialisable)."""
+
+
+class SessionTooLarge(ValueError):
+    """The session's data is larger than ``SESSIONKIT["MAX_SIZE"]``; nothing was written."""
 
 
 def store_key(session_id: str) -> str:
@@ -64,6 +68,24 @@ def _snapshot(data: dict[str, Any]) -> dict[str, str]:
     return {key: _dump(key, value) for key, value in data.items()}
 
 
+def _check_size(snapshot: dict[str, str]) -> None:
+    """Raise :class:`SessionTooLarge` when the data would exceed ``MAX_SIZE`` bytes."""
+    limit = conf.MAX_SIZE
+    if limit is None:
+        return
+    sizes = {key: len(key.encode()) + len(text.encode()) + 4 for key, text in snapshot.items()}
+    total = sum(sizes.values()) + 2
+    if total > limit:
+        largest = ", ".join(
+            f"{key!r} ({size} bytes)"
+            for key, size in sorted(sizes.items(), key=lambda item: -item[1])[:3]
+        )
+        raise SessionTooLarge(
+            f"the session's data is {total} bytes, over SESSIONKIT['MAX_SIZE'] = {limit}; "
+            f"the largest keys are {largest}. Nothing was saved: the stored copy is unchanged."
+        )
+
+
 class SessionStore(SessionBase):
     """One browser's session, bound to the configured store."""
 
@@ -82,6 +104,7 @@ class SessionStore(SessionBase):
         self._is_new = False  # _sid was generated here and is not in the store yet
         self._created_at: datetime | None = None  # kept across cycle_key()
         self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
+        self._pending_snapshot: dict[str, str] = {}  # per-key JSON of the save under way
         self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
         super().__init__(session_key)
 
@@ -186,16 +209,20 @@ class SessionStore(SessionBase):
 
     # --- change tracking --------------------------------------------------
 
-    def changes(self) -> Changes:
-        """The keys this request set, changed (also inside nested values) or removed."""
+    def changes(self, snapshot: dict[str, str] | None = None) -> Changes:
+        """The keys this request set, changed (also inside nested values) or removed.
+
+        ``snapshot``: the data's per-key JSON, when the caller has it already.
+        """
         data = getattr(self, "_session_cache", None)
         if data is None:
             return Changes()
+        current = _snapshot(data) if snapshot is None else snapshot
         increments = {k: d for k, d in self._increments.items() if k in data}
         changed = {
-            k: v
-            for k, v in data.items()
-            if k not in increments and self._snapshot.get(k) != _dump(k, v)
+            k: data[k]
+            for k, text in current.items()
+            if k not in increments and self._snapshot.get(k) != text
         }
         return Changes(set=changed, removed=set(self._snapshot) - set(data), increments=increments)
 
@@ -306,19 +333,23 @@ class SessionStore(SessionBase):
             else (previous.user_agent if previous else ""),
             version=previous.version if previous else 0,
         )
+        # Fails here, before any write, naming the key that cannot be stored or is too big.
+        snapshot = _snapshot(data)
+        _check_size(snapshot)
+        self._pending_snapshot = snapshot
         if must_create or self._is_new:
-            _snapshot(data)  # fail here, naming the key, if something cannot be stored
             return store_key(self._sid), record, None
-        return store_key(self._sid), record, self.changes()
+        return store_key(self._sid), record, self.changes(snapshot)
 
     def _finish_save(self, saved: SessionRecord) -> None:
         cache = self._session
-        if saved.data is not cache:  # merged with a concurrent save: show the merged data
+        merged = saved.data is not cache
+        if merged:  # merged with a concurrent save: show the merged data
             cache.clear()
             cache.update(saved.data)
             saved.data = cache
         self._record = saved
-        self._snapshot = _snapshot(cache)
+        self._snapshot = _snapshot(cache) if merged else self._pending_snapshot
         self._increments = {}
         self._is_new = False
         self.modified = False

@@ -119,6 +119,9 @@ SESSIONKIT: dict[str, Any] = {
     # No express option: parts of key names whose values the admin pages mask.
     # None: a built-in list ("password", "token", "secret", ...).
     "ADMIN_SENSITIVE_KEYS": None,
+    # No express option: the largest session data a save accepts, in bytes of JSON;
+    # a bigger one fails at save time, naming its largest keys. None: no limit.
+    "MAX_SIZE": 256 * 1024,
 }
 
 ROOT_URLCONF = "example_project.urls"

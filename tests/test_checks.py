@@ -113,6 +113,7 @@ def test_a_valid_configuration_passes() -> None:
             ["CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR"],
         ),
         ({"TRUSTED_PROXIES": 0}, "sessionkit.E024", ["TRUSTED_PROXIES", ">= 1"]),
+        ({"MAX_SIZE": 0}, "sessionkit.E026", ["MAX_SIZE", "bytes", "None"]),
         ({"ADMIN_SENSITIVE_KEYS": "token"}, "sessionkit.E025", ["ADMIN_SENSITIVE_KEYS", "list"]),
         ({"ADMIN_SENSITIVE_KEYS": ["ok", ""]}, "sessionkit.E025", ["non-empty strings"]),
         ({"COOKIE": {"PARTITIONED": True, "SECURE": False}}, "sessionkit.W001", ["Partitioned"]),

@@ -229,3 +229,21 @@ async def test_aincr() -> None:
     assert await session.aincr("views") == 1
     await session.asave()
     assert await SessionStore(session.session_key).aget("views") == 1
+
+
+@override_settings(SESSIONKIT={"MAX_SIZE": 2000})
+def test_an_oversized_session_is_refused_and_the_stored_copy_kept(session: SessionStore) -> None:
+    from django_sessionkit.engine import SessionTooLarge
+
+    session["small"] = "x" * 100
+    session.save()
+    again = reopen(session)
+    again["blob"] = "y" * 5000
+    with pytest.raises(SessionTooLarge, match=r"MAX_SIZE'\] = 2000.*'blob'"):
+        again.save()
+    assert dict(reopen(session).items()) == {"small": "x" * 100}
+    fresh = SessionStore()
+    fresh["blob"] = "z" * 5000
+    with pytest.raises(SessionTooLarge):
+        fresh.save()
+    assert fresh.session_key is None or not fresh.exists(fresh.session_key)
