@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import redis
+from django.test import override_settings
 
+from django_sessionkit.stores import get_store
 from django_sessionkit.stores.redis import RedisStore
 from tests.redis_servers import Cluster, SentinelSetup, ServerError, Servers, Standalone, binary
 from tests.services import service_missing
@@ -173,3 +175,21 @@ def valkey_store(valkey_standalone: Standalone) -> Iterator[RedisStore]:
 @pytest.fixture
 def valkey_cluster_store(valkey_cluster: Cluster) -> Iterator[RedisStore]:
     yield from _store(valkey_cluster)
+
+
+@pytest.fixture
+def redis_settings(redis_persistent: Standalone) -> Iterator[Standalone]:
+    """SESSIONKIT on a RedisStore over a server that keeps its data across a restart."""
+    location, options = store_config(redis_persistent)
+    prefix = new_prefix()
+    store = {
+        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
+        "LOCATION": location,
+        "OPTIONS": {**options, **FAST_FAILURE, "PREFIX": prefix},
+    }
+    with override_settings(SESSIONKIT={"STORE": store}):
+        yield redis_persistent
+        get_store().close()
+    if redis_persistent.server.process is None:
+        redis_persistent.server.start()
+    delete_prefix(redis_persistent, prefix)

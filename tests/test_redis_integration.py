@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client, override_settings
 
 from django_sessionkit.stores import get_store
-from tests.redis_fixtures import FAST_FAILURE, delete_prefix, new_prefix, store_config
+from tests.redis_fixtures import delete_prefix, new_prefix, store_config
 from tests.redis_servers import Cluster, Standalone
 
 pytestmark = pytest.mark.django_db
@@ -43,23 +43,6 @@ def store_commands(setup: Standalone | Cluster, request: Any) -> int:
         for name in script_inner:
             after.pop(name, None)
     return sum(n for n in after.values() if n > 0)
-
-
-@pytest.fixture
-def redis_settings(redis_persistent: Standalone) -> Iterator[Standalone]:
-    location, options = store_config(redis_persistent)
-    prefix = new_prefix()
-    store = {
-        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
-        "LOCATION": location,
-        "OPTIONS": {**options, **FAST_FAILURE, "PREFIX": prefix},
-    }
-    with override_settings(SESSIONKIT={"STORE": store}):
-        yield redis_persistent
-        get_store().close()
-    if redis_persistent.server.process is None:
-        redis_persistent.server.start()
-    delete_prefix(redis_persistent, prefix)
 
 
 def test_requests_keep_their_session_in_redis(redis_settings: Standalone) -> None:
