@@ -133,3 +133,29 @@ def test_corrupt_value_in_redis_gives_a_fresh_session_and_a_log_line(
     assert response.status_code == 200 and response.json() == {"views": 1}
     assert sid_of(client) != old
     assert caplog.records, "a corrupt record is logged"
+
+
+def slow_request_during_which_the_browser_logs_in(request: HttpRequest) -> HttpResponse:
+    """Loads the anonymous session; meanwhile another tab of the browser signs in."""
+    request.session["views"]  # loaded
+    other_tab = Client(HTTP_COOKIE=request.META["HTTP_COOKIE"])
+    assert other_tab.get("/login/alice/").status_code == 200
+    request.session["late"] = "write"
+    return HttpResponse("done")
+
+
+def test_a_login_during_a_concurrent_request_leaves_no_pre_login_id_alive(
+    client: Client, user: object
+) -> None:
+    client.get("/count/")
+    anonymous = sid_of(client)
+    urls.urlpatterns.append(path("slow/", slow_request_during_which_the_browser_logs_in))
+    try:
+        response = client.get("/slow/")
+    finally:
+        urls.urlpatterns.pop()
+    assert response.status_code == 400  # SessionInterrupted: its session was rotated away
+    assert get_store().load(cookies.hash_id(anonymous)) is None
+    assert Session.objects.count() == 1  # only the signed-in session, without "late"
+    record = get_store().list()[0][1]
+    assert record.user_id == str(user.pk) and "late" not in record.data  # type: ignore[attr-defined]
