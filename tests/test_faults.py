@@ -20,6 +20,7 @@ from django_sessionkit.models import Session
 from django_sessionkit.stores import get_store
 from tests.redis_fixtures import FAST_FAILURE, delete_prefix, new_prefix, store_config
 from tests.redis_servers import SentinelSetup, Standalone
+from tests.redis_servers import client as redis_client
 from tests.testapp import urls
 
 pytestmark = pytest.mark.django_db
@@ -181,6 +182,10 @@ def test_a_sentinel_failover_under_a_stream_of_requests(
                 client.get("/count/")
             ids = [sid_of(client) for client in clients]
             before = [client.get("/count/").json()["views"] for client in clients]
+            # Replication is asynchronous: wait until the replica has these sessions, as an
+            # operator does before a planned failover (docs/stores-redis.md).
+            with redis_client(redis_sentinel.master_port()) as master:
+                assert master.execute_command("WAIT", 1, 5000) >= 1
             failover = threading.Thread(target=redis_sentinel.failover)
             failover.start()
             statuses: Counter[int] = Counter()
