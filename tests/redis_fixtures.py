@@ -7,6 +7,7 @@ is deleted (on our own servers only — never on the machine's Redis on 6379).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -177,19 +178,33 @@ def valkey_cluster_store(valkey_cluster: Cluster) -> Iterator[RedisStore]:
     yield from _store(valkey_cluster)
 
 
-@pytest.fixture
-def redis_settings(redis_persistent: Standalone) -> Iterator[Standalone]:
-    """SESSIONKIT on a RedisStore over a server that keeps its data across a restart."""
-    location, options = store_config(redis_persistent)
+@contextlib.contextmanager
+def sessionkit_on(
+    setup: Standalone | Cluster | SentinelSetup, **options: Any
+) -> Iterator[RedisStore]:
+    """SESSIONKIT on a RedisStore over ``setup`` with a prefix of its own, removed afterwards."""
+    location, base = store_config(setup)
     prefix = new_prefix()
     store = {
         "BACKEND": "django_sessionkit.stores.redis.RedisStore",
         "LOCATION": location,
-        "OPTIONS": {**options, **FAST_FAILURE, "PREFIX": prefix},
+        "OPTIONS": {**base, **options, "PREFIX": prefix},
     }
-    with override_settings(SESSIONKIT={"STORE": store}):
+    try:
+        with override_settings(SESSIONKIT={"STORE": store}):
+            built = get_store()
+            assert isinstance(built, RedisStore)
+            yield built
+            built.close()
+    finally:
+        server = getattr(setup, "server", None)
+        if server is not None and server.process is None:
+            server.start()
+        delete_prefix(setup, prefix)
+
+
+@pytest.fixture
+def redis_settings(redis_persistent: Standalone) -> Iterator[Standalone]:
+    """SESSIONKIT on a RedisStore over a server that keeps its data across a restart."""
+    with sessionkit_on(redis_persistent, **FAST_FAILURE):
         yield redis_persistent
-        get_store().close()
-    if redis_persistent.server.process is None:
-        redis_persistent.server.start()
-    delete_prefix(redis_persistent, prefix)

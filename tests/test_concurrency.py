@@ -1,4 +1,5 @@
-"""Overlapping requests of one browser never lose each other's changes (real server, threads)."""
+"""Overlapping requests of one browser never lose each other's changes (real server, threads),
+on the database store (SQLite file, PostgreSQL) and RedisStore (standalone, Cluster)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from django.test import override_settings
 from django_sessionkit import cookies
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.stores import get_store
+from tests.redis_fixtures import sessionkit_on
 
 pytestmark = [pytest.mark.slow]
 
@@ -62,14 +64,19 @@ class Browser:
         return sid
 
 
-@pytest.fixture(params=["sqlite_file", "pg"])
+@pytest.fixture(params=["sqlite_file", "pg", "redis_standalone", "redis_cluster"])
 def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
-    alias = request.param
-    if alias == "pg":
-        request.getfixturevalue("pg_alias")
+    """Each store in turn: the database store on two databases, Redis on two topologies."""
+    where = request.param
     request.getfixturevalue("transactional_db")
-    with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
-        yield alias
+    if where.startswith("redis"):
+        with sessionkit_on(request.getfixturevalue(where)):
+            yield where
+        return
+    if where == "pg":
+        request.getfixturevalue("pg_alias")
+    with override_settings(SESSIONKIT={"STORE": {"LOCATION": where}}):
+        yield where
 
 
 def burst(browser: Browser, paths: list[str]) -> list[int]:

@@ -18,7 +18,7 @@ from django_sessionkit import cookies, middleware
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.models import Session
 from django_sessionkit.stores import get_store
-from tests.redis_fixtures import FAST_FAILURE, delete_prefix, new_prefix, store_config
+from tests.redis_fixtures import FAST_FAILURE, sessionkit_on
 from tests.redis_servers import SentinelSetup, Standalone
 from tests.redis_servers import client as redis_client
 from tests.testapp import urls
@@ -168,42 +168,31 @@ def test_a_login_during_a_concurrent_request_leaves_no_pre_login_id_alive(
 def test_a_sentinel_failover_under_a_stream_of_requests(
     redis_sentinel: SentinelSetup, fresh_outage_log: None
 ) -> None:
-    location, options = store_config(redis_sentinel)
-    prefix = new_prefix()
-    store = {
-        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
-        "LOCATION": location,
-        "OPTIONS": {**options, **FAST_FAILURE, "PREFIX": prefix},
-    }
-    try:
-        with override_settings(SESSIONKIT={"STORE": store}):
-            clients = [Client() for _ in range(4)]
-            for client in clients:
-                client.get("/count/")
-            ids = [sid_of(client) for client in clients]
-            before = [client.get("/count/").json()["views"] for client in clients]
-            # Replication is asynchronous: wait until the replica has these sessions, as an
-            # operator does before a planned failover (docs/stores-redis.md).
-            with redis_client(redis_sentinel.master_port()) as master:
-                assert master.execute_command("WAIT", 1, 5000) >= 1
-            failover = threading.Thread(target=redis_sentinel.failover)
-            failover.start()
-            statuses: Counter[int] = Counter()
-            for i in range(STREAM):
-                if not failover.is_alive() and i > STREAM // 2:
-                    break
-                client = clients[i % len(clients)]
-                response = client.get("/count/")
-                statuses[response.status_code] += 1
-                assert response.status_code in (200, 503)
-                assert response.status_code == 200 or "sessionid" not in response.cookies
-            failover.join(timeout=60)
-            assert not failover.is_alive()
-            for n, client in enumerate(clients):
-                assert sid_of(client) == ids[n]
-                # Writes that reached the old master in the seconds before Sentinel demoted it
-                # are lost (docs/stores-redis.md); the session itself never is.
-                assert client.get("/count/").json()["views"] > before[n]
-            get_store().close()
-    finally:
-        delete_prefix(redis_sentinel, prefix)
+    with sessionkit_on(redis_sentinel, **FAST_FAILURE):
+        clients = [Client() for _ in range(4)]
+        for client in clients:
+            client.get("/count/")
+        ids = [sid_of(client) for client in clients]
+        before = [client.get("/count/").json()["views"] for client in clients]
+        # Replication is asynchronous: wait until the replica has these sessions, as an
+        # operator does before a planned failover (docs/stores-redis.md).
+        with redis_client(redis_sentinel.master_port()) as master:
+            assert master.execute_command("WAIT", 1, 5000) >= 1
+        failover = threading.Thread(target=redis_sentinel.failover)
+        failover.start()
+        statuses: Counter[int] = Counter()
+        for i in range(STREAM):
+            if not failover.is_alive() and i > STREAM // 2:
+                break
+            client = clients[i % len(clients)]
+            response = client.get("/count/")
+            statuses[response.status_code] += 1
+            assert response.status_code in (200, 503)
+            assert response.status_code == 200 or "sessionid" not in response.cookies
+        failover.join(timeout=60)
+        assert not failover.is_alive()
+        for n, client in enumerate(clients):
+            assert sid_of(client) == ids[n]
+            # Writes that reached the old master in the seconds before Sentinel demoted it
+            # are lost (docs/stores-redis.md); the session itself never is.
+            assert client.get("/count/").json()["views"] > before[n]
