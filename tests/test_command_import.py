@@ -121,8 +121,9 @@ def test_reimport_neither_duplicates_nor_clobbers_newer_data(user: Any) -> None:
         assert record is not None
         record.data = {"views": 2}
         store.save(store_key(key), record, changes=Changes(set={"views": 2}))
-        out, _ = run("--from", "db")
+        out, err = run("--from", "db")
     assert "Imported 0 of 1 live sessions" in out and "1 were already there" in out
+    assert "second import" in err and "empty the old session table" in err
     record = store.load(store_key(key))
     assert record is not None and record.data == {"views": 2}
     assert store.count() == 1

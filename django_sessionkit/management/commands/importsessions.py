@@ -62,6 +62,12 @@ class Command(StoreCommand):
         self.say(self.summary(store, source.label, counts, dry_run), **options)
         for problem, number in sorted(counts.problems.items()):
             self.stderr.write(f"Skipped {number:,}: {problem}.")
+        if counts.already_present and not dry_run:
+            self.stderr.write(
+                "This looks like a second import. Sessions that were imported before and have "
+                "since been rotated, logged out or revoked were imported again from the old "
+                "table. Import once, when you switch engines, then empty the old session table."
+            )
 
     @staticmethod
     def summary(store: Store, label: str, counts: ImportCounts, dry_run: bool) -> str:
