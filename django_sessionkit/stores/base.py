@@ -240,6 +240,9 @@ class Store:
     def close(self) -> None:
         """Release connections (tests, shutdown)."""
 
+    async def aclose(self) -> None:
+        """Release the async connections of the running event loop."""
+
     # --- async twins ------------------------------------------------------
 
     async def aload(self, key: str) -> SessionRecord | None:
