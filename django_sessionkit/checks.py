@@ -27,6 +27,7 @@ from django_sessionkit.conf import (
 )
 
 OUR_ENGINE = "django_sessionkit.engine"
+EXPRESS_STORE = "django_sessionkit.stores.express.ExpressRedisStore"
 OUR_MIDDLEWARE = "django_sessionkit.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 
@@ -300,6 +301,75 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
     return problems
 
 
+def _check_compat(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    from django.utils.module_loading import import_string
+
+    from django_sessionkit.stores.express import ExpressRedisStore
+
+    if not isinstance(raw.get("STORE") or {}, Mapping):
+        return []  # reported by _check_store (E016)
+    path = sessionkit_settings.STORE["BACKEND"]
+    try:
+        backend = import_string(path) if isinstance(path, str) else None
+    except Exception:  # reported by _check_store (E017)
+        return []
+    express_store = isinstance(backend, type) and issubclass(backend, ExpressRedisStore)
+    if raw.get("COMPAT") != "express":
+        if not express_store:
+            return []
+        return [
+            _error(
+                27,
+                f"SESSIONKIT['STORE']['BACKEND'] is {path!r} but SESSIONKIT['COMPAT'] is "
+                f"{raw.get('COMPAT')!r}: the store would be keyed by hashed ids, which an "
+                "Express app cannot find.",
+                hint="Set SESSIONKIT['COMPAT'] to 'express', or use RedisStore.",
+            )
+        ]
+    problems: list[CheckMessage] = []
+    if not express_store:
+        problems.append(
+            _error(
+                27,
+                f"SESSIONKIT['COMPAT'] is 'express' but SESSIONKIT['STORE']['BACKEND'] is "
+                f"{path!r}; an Express app (connect-redis) only shares sessions stored in its "
+                "layout.",
+                hint=f"Set SESSIONKIT['STORE']['BACKEND'] to {EXPRESS_STORE!r}.",
+            )
+        )
+    problems.append(
+        Warning(
+            "SESSIONKIT['COMPAT'] is 'express': session ids are stored raw, as Redis keys "
+            "(connect-redis's layout), not as SHA-256 hashes; anyone who can read that Redis "
+            "can take over every live session.",
+            hint="Keep that Redis private (password or ACL, TLS, no shared dumps); see "
+            "docs/express-interop.md.",
+            id="sessionkit.W002",
+        )
+    )
+    loader = raw.get("EXPRESS_USER_LOADER")
+    if loader is not None:
+        try:
+            func = import_string(loader) if isinstance(loader, str) else loader
+            reason = "which is not callable"
+        except ImportError as exc:
+            func, reason = None, f"which cannot be imported: {exc}"
+        if not callable(func):
+            problems.append(
+                _error(
+                    28,
+                    f"{_key('EXPRESS_USER_LOADER')} is {loader!r}, {reason}; it must be the "
+                    "dotted path of a callable (value, request) -> user or None.",
+                )
+            )
+    key = raw.get("EXPRESS_USER_KEY")
+    if key is not None and not (isinstance(key, str) and key):
+        problems.append(
+            _error(28, f"{_key('EXPRESS_USER_KEY')} is {key!r}; it must be a non-empty string.")
+        )
+    return problems
+
+
 def check_settings() -> list[CheckMessage]:
     """Every problem with ``settings.SESSIONKIT``."""
     raw = getattr(settings, "SESSIONKIT", None)
@@ -324,6 +394,7 @@ def check_settings() -> list[CheckMessage]:
     problems += _check_genid(raw)
     problems += _check_choices(raw)
     problems += _check_store(raw)
+    problems += _check_compat(raw)
     return problems
 
 

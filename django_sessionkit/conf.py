@@ -36,6 +36,8 @@ KEYS: dict[str, str] = {
     "USER_AGENT_MAX_LENGTH": "(none)",
     "ADMIN_SENSITIVE_KEYS": "(none)",
     "MAX_SIZE": "(none)",
+    "EXPRESS_USER_LOADER": "(none)",
+    "EXPRESS_USER_KEY": "(none)",
 }
 
 #: Keys of SESSIONKIT["COOKIE"] and the express-session ``cookie.*`` option each mirrors.
@@ -239,6 +241,21 @@ class Settings:
         """Name fragments whose values the admin masks, or ``None`` for the default list."""
         value = self._get("ADMIN_SENSITIVE_KEYS", None)
         return None if value is None else tuple(str(v).lower() for v in value)
+
+    # --- sharing sessions with Express (COMPAT="express") -------------------
+
+    @property
+    def EXPRESS_USER_LOADER(self) -> Callable[[Any, HttpRequest], Any] | None:
+        """Maps the Express session's user to a Django user (``None``: never sign in)."""
+        value = self._get("EXPRESS_USER_LOADER", None)
+        if value is None:
+            return None
+        return import_string(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+    @property
+    def EXPRESS_USER_KEY(self) -> str:
+        """The Express session key holding its signed-in user."""
+        return str(self._get("EXPRESS_USER_KEY", None) or "user")
 
 
 sessionkit_settings = Settings()

@@ -122,6 +122,10 @@ SESSIONKIT: dict[str, Any] = {
     # No express option: the largest session data a save accepts, in bytes of JSON;
     # a bigger one fails at save time, naming its largest keys. None: no limit.
     "MAX_SIZE": 256 * 1024,
+    # No express option: with COMPAT="express", a callable (value, request) -> Django user that
+    # signs in the user an Express login put at EXPRESS_USER_KEY (see docs/express-interop.md).
+    "EXPRESS_USER_LOADER": None,
+    "EXPRESS_USER_KEY": "user",
 }
 
 ROOT_URLCONF = "example_project.urls"

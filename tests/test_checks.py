@@ -114,6 +114,24 @@ def test_a_valid_configuration_passes() -> None:
         ),
         ({"TRUSTED_PROXIES": 0}, "sessionkit.E024", ["TRUSTED_PROXIES", ">= 1"]),
         ({"MAX_SIZE": 0}, "sessionkit.E026", ["MAX_SIZE", "bytes", "None"]),
+        ({"COMPAT": "express"}, "sessionkit.E027", ["COMPAT", "connect-redis"]),
+        ({"COMPAT": "express"}, "sessionkit.W002", ["stored raw"]),
+        (
+            {
+                "STORE": {
+                    "BACKEND": "django_sessionkit.stores.express.ExpressRedisStore",
+                    "LOCATION": "redis://127.0.0.1:6399/0",
+                }
+            },
+            "sessionkit.E027",
+            ["COMPAT", "hashed ids"],
+        ),
+        (
+            {"COMPAT": "express", "EXPRESS_USER_LOADER": "no.such.loader"},
+            "sessionkit.E028",
+            ["EXPRESS_USER_LOADER", "cannot be imported"],
+        ),
+        ({"COMPAT": "express", "EXPRESS_USER_KEY": ""}, "sessionkit.E028", ["EXPRESS_USER_KEY"]),
         ({"ADMIN_SENSITIVE_KEYS": "token"}, "sessionkit.E025", ["ADMIN_SENSITIVE_KEYS", "list"]),
         ({"ADMIN_SENSITIVE_KEYS": ["ok", ""]}, "sessionkit.E025", ["non-empty strings"]),
         ({"COOKIE": {"PARTITIONED": True, "SECURE": False}}, "sessionkit.W001", ["Partitioned"]),

@@ -1,0 +1,88 @@
+// The Express side of tests/test_express_interop.py: express-session + connect-redis,
+// configured from the environment, sharing sessions with the Django test app.
+//
+//   PORT, REDIS_URL, PREFIX (sess:), SESSION_SECRETS (comma-separated, first signs),
+//   COOKIE_NAME (connect.sid), COOKIE_MAX_AGE_MS (empty: browser-session cookie),
+//   RESAVE, ROLLING, SAVE_UNINITIALIZED ("true"/"false", default false)
+'use strict';
+
+const express = require('express');
+const session = require('express-session');
+const { RedisStore } = require('connect-redis');
+const { createClient } = require('redis');
+
+const env = process.env;
+const flag = (name) => (env[name] || 'false').toLowerCase() === 'true';
+const maxAge = env.COOKIE_MAX_AGE_MS ? Number(env.COOKIE_MAX_AGE_MS) : null;
+
+async function main() {
+  const client = createClient({ url: env.REDIS_URL || 'redis://127.0.0.1:7210/0' });
+  client.on('error', (err) => console.error('redis error', err.message));
+  await client.connect();
+
+  const app = express();
+  app.use(
+    session({
+      name: env.COOKIE_NAME || 'connect.sid',
+      secret: (env.SESSION_SECRETS || 'change-me').split(','),
+      store: new RedisStore({ client, prefix: env.PREFIX || 'sess:' }),
+      resave: flag('RESAVE'),
+      rolling: flag('ROLLING'),
+      saveUninitialized: flag('SAVE_UNINITIALIZED'),
+      cookie: { maxAge },
+    }),
+  );
+
+  // The visit counter.
+  app.get('/', (req, res) => {
+    req.session.views = (req.session.views || 0) + 1;
+    res.json({ views: req.session.views });
+  });
+
+  // Reads nothing, changes nothing.
+  app.get('/plain', (req, res) => res.type('text').send('plain'));
+
+  // The whole session as express-session sees it (cookie object included).
+  app.get('/read', (req, res) => res.json(req.session));
+
+  app.get('/set/:key/:value', (req, res) => {
+    req.session[req.params.key] = req.params.value;
+    res.json({ [req.params.key]: req.params.value });
+  });
+
+  // Express login: a new id, then the user in the session.
+  app.get('/login/:username', (req, res, next) => {
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = { username: req.params.username };
+      req.session.save((err2) => (err2 ? next(err2) : res.json({ user: req.session.user })));
+    });
+  });
+
+  // Who is signed in: Express's own user, or Django's (django.contrib.auth's key).
+  app.get('/me', (req, res) => {
+    const user = req.session.user || null;
+    const djangoUserId = req.session._auth_user_id || null;
+    res.status(user || djangoUserId ? 200 : 401).json({ user, django_user_id: djangoUserId });
+  });
+
+  app.get('/logout', (req, res, next) => {
+    req.session.destroy((err) => {
+      if (err) return next(err);
+      res.clearCookie(env.COOKIE_NAME || 'connect.sid', { path: '/' });
+      res.type('text').send('bye');
+    });
+  });
+
+  const server = app.listen(Number(env.PORT || 3000), '127.0.0.1', () => {
+    console.log(`listening on ${server.address().port}`);
+  });
+  const stop = () => server.close(() => client.quit().finally(() => process.exit(0)));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
