@@ -59,8 +59,23 @@ def test_unmodified_rolling_read_is_one_update_without_the_data(client: Client) 
     assert '"data"' not in queries[1]
 
 
-def test_login_costs_at_most_three(client: Client, user: object) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_login_costs_at_most_three(
+    client: Client, user: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client.get("/count/")
+    # BEGIN and COMMIT are round trips too, but CaptureQueriesContext does not list them:
+    # count the transactions Django opens (autocommit switched off) as well.
+    opened: list[bool] = []
+    original = connection.set_autocommit
+
+    def spy(autocommit: bool, **kwargs: object) -> None:
+        if not autocommit:
+            opened.append(True)
+        original(autocommit, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connection, "set_autocommit", spy)
     with session_queries() as queries:
         client.get("/login/alice/")
     assert [q.split()[0] for q in queries] == ["SELECT", "DELETE", "INSERT"]
+    assert opened == []
