@@ -1,0 +1,139 @@
+"""Settings of the benchmark app; ``BENCH_ENGINE`` picks the session engine.
+
+Engines: ``sk_sqlite``, ``sk_pg``, ``sk_redis`` (django-sessionkit on each store),
+``db_sqlite``, ``db_pg`` (Django's ``db`` engine), ``cache_redis`` (Django's ``cache``
+engine on ``django.core.cache.backends.redis.RedisCache``), ``signed_cookies`` and
+``none`` (no session middleware at all: the ceiling).
+
+``BENCH_SQLITE`` (a file), ``BENCH_PG_DB`` (a database on 127.0.0.1:5432) and
+``BENCH_REDIS_URL`` (a redis-server of the benchmark's own) say where things live.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENGINE = os.environ.get("BENCH_ENGINE", "sk_sqlite")
+ENGINES = (
+    "sk_sqlite",
+    "sk_pg",
+    "sk_redis",
+    "db_sqlite",
+    "db_pg",
+    "cache_redis",
+    "signed_cookies",
+    "none",
+)
+if ENGINE not in ENGINES:
+    raise RuntimeError(f"BENCH_ENGINE={ENGINE!r}: use one of {', '.join(ENGINES)}")
+
+SQLITE_PATH = os.environ.get("BENCH_SQLITE", "/tmp/sessionkit-bench.sqlite3")
+PG_DB = os.environ.get("BENCH_PG_DB", "")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:7390")
+
+SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdef"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "bench.urls"
+WSGI_APPLICATION = "bench.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "/static/"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_sessionkit",
+    # For the ``db`` engine's table and for Django's own ``clearsessions``.
+    "django.contrib.sessions",
+    "bench.apps.BenchConfig",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+SQLITE = {"ENGINE": "django.db.backends.sqlite3", "NAME": SQLITE_PATH, "OPTIONS": {"timeout": 30}}
+POSTGRES: dict[str, object] = {
+    "ENGINE": "django.db.backends.postgresql",
+    "HOST": "127.0.0.1",
+    "PORT": 5432,
+    "USER": "postgres",
+    "NAME": PG_DB or "postgres",
+}
+if os.environ.get("BENCH_SERVER") == "uvicorn":
+    # Under ASGI persistent connections belong to threads and leak: use Django's pool.
+    POSTGRES["OPTIONS"] = {"pool": {"min_size": 1, "max_size": 4, "timeout": 10}}
+else:
+    # Persistent connections, as any production site has them (Django's default, 0, would
+    # open a PostgreSQL connection per request and hide every other cost).
+    POSTGRES["CONN_MAX_AGE"] = 600
+ON_PG = ENGINE in ("sk_pg", "db_pg") or os.environ.get("BENCH_DEFAULT_DB") == "pg"
+DATABASES = {"default": POSTGRES if ON_PG else SQLITE}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"{REDIS_URL}/1",
+    }
+}
+
+SESSION_ENGINE = {
+    "db_sqlite": "django.contrib.sessions.backends.db",
+    "db_pg": "django.contrib.sessions.backends.db",
+    "cache_redis": "django.contrib.sessions.backends.cache",
+    "signed_cookies": "django.contrib.sessions.backends.signed_cookies",
+}.get(ENGINE, "django_sessionkit.engine")
+if ENGINE == "none":  # no session middleware; keep the checks quiet about the engine
+    SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
+SESSIONKIT: dict[str, object] = {}
+if ENGINE == "sk_redis":
+    SESSIONKIT["STORE"] = {
+        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
+        "LOCATION": f"{REDIS_URL}/0",
+        "OPTIONS": {"PREFIX": "bench:"},
+    }
+
+if ENGINE == "none":
+    SESSION_MIDDLEWARE: list[str] = []
+elif ENGINE.startswith("sk_"):
+    SESSION_MIDDLEWARE = ["django_sessionkit.middleware.SessionMiddleware"]
+else:
+    SESSION_MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware"]
+
+MIDDLEWARE = [
+    *SESSION_MIDDLEWARE,
+    *(["django.contrib.auth.middleware.AuthenticationMiddleware"] if SESSION_MIDDLEWARE else []),
+]
+if os.environ.get("BENCH_ADMIN"):  # the admin pages need the rest of the usual stack
+    MIDDLEWARE += [
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+    ]
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
+# The benchmark keeps the middleware stack to the session alone (the admin gets the rest
+# under BENCH_ADMIN), and the ceiling has no session middleware at all.
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]

@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+
+from bench import views
+
+urlpatterns = [
+    path("untouched/", views.untouched),
+    path("first/", views.first),
+    path("read/", views.read),
+    path("write/", views.write),
+    path("login/", views.bench_login),
+]
+if settings.MIDDLEWARE:  # views that need a session
+    urlpatterns += [
+        path("incr/", views.incr),
+        path("set/<str:key>/", views.set_key),
+        path("show/", views.show),
+        path("prime/", views.prime),
+        path("admin/", admin.site.urls),
+    ]
