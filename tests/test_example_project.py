@@ -6,8 +6,11 @@ import io
 import os
 import re
 import runpy
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -211,7 +214,43 @@ def test_manage_check_migrate_and_demouser(tmp_path: Path) -> None:
     assert str(db) in result.stdout  # names the store it uses
 
 
-def test_run_script_is_valid_bash() -> None:
-    script = EXAMPLE_DIR / "run"
-    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
-    assert os.access(script, os.X_OK)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_the_readme_command_serves_the_example(tmp_path: Path) -> None:
+    """README's `bash example_project/run`, as a new user runs it: start, visit twice, stop."""
+    repo = EXAMPLE_DIR.parent
+    if not (repo / ".venv" / "bin" / "python").exists():
+        pytest.skip("the run script reuses .venv at the repository root: run `bash tests/run`")
+    addr = f"127.0.0.1:{free_port()}"
+    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env.update(EXAMPLE_ADDR=addr, SESSIONKIT_EXAMPLE_DB=str(tmp_path / "example.sqlite3"))
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            ["bash", str(EXAMPLE_DIR / "run")], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                first = opener.open(f"http://{addr}/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        second = opener.open(f"http://{addr}/", timeout=5).read().decode()
+        assert "visited this page 1 time" in first
+        assert "visited this page 2 times" in second
+        assert "Demo user: demo  password: demo" in log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert server.returncode is not None
