@@ -119,3 +119,9 @@ def test_clearsessions_purges_expired_rows(client: Client) -> None:
     )
     call_command("clearsessions")
     assert Session.objects.count() == 1
+
+
+def test_migrations_match_the_models() -> None:
+    from django.core.management import call_command
+
+    call_command("makemigrations", "django_sessionkit", "--check", "--dry-run", verbosity=0)
