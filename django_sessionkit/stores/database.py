@@ -159,17 +159,26 @@ class DatabaseStore(Store):
             return int(self._rows.filter(expires_at__lte=timezone.now()).count())
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+        # PostgreSQL and SQLite take the batch as one DELETE with a LIMITed subquery (over
+        # the expires_at index); others (MySQL refuses LIMIT there) select the keys first.
+        one_statement = connections[self.alias].vendor in ("postgresql", "sqlite")
         while True:
             now = timezone.now()
+            expired = self._rows.filter(expires_at__lte=now).order_by("expires_at")
             with self._errors():
-                keys = list(
-                    self._rows.filter(expires_at__lte=now)
-                    .order_by("expires_at")
-                    .values_list("key", flat=True)[:batch_size]
-                )
-                if not keys:
-                    return
-                deleted = self._delete(self._rows.filter(key__in=keys, expires_at__lte=now))
+                if one_statement:
+                    # expires_at again outside: a row touched meanwhile is re-checked, kept.
+                    batch = self._rows.filter(
+                        key__in=expired.values("key")[:batch_size], expires_at__lte=now
+                    )
+                else:
+                    keys = list(expired.values_list("key", flat=True)[:batch_size])
+                    if not keys:
+                        return
+                    batch = self._rows.filter(key__in=keys, expires_at__lte=now)
+                deleted = self._delete(batch)
+            if not deleted:
+                return
             yield deleted
 
     # --- helpers ----------------------------------------------------------
