@@ -1,17 +1,22 @@
-"""The ``SESSIONKIT`` settings, read at call time.
+"""The ``SESSIONKIT`` settings, normalised once and kept until a setting changes.
 
-Every property reads ``settings.SESSIONKIT`` afresh, so ``override_settings``
-works in tests. Unset keys fall back to Django's ``SESSION_*`` settings.
-Values are validated by the system checks in :mod:`django_sessionkit.checks`;
-the properties here assume a valid configuration and only normalise it.
+Each value is worked out on first use and remembered: the request path reads a
+dozen of them per request, and reading Django's settings each time cost more
+than the rest of the cookie handling. Django's ``setting_changed`` signal (sent
+by ``override_settings`` and pytest-django's ``settings`` fixture) forgets them
+all, so tests that change settings see the new values. Unset keys fall back to
+Django's ``SESSION_*`` settings. Values are validated by the system checks in
+:mod:`django_sessionkit.checks`; the properties here assume a valid
+configuration and only normalise it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
@@ -66,9 +71,41 @@ SecureSetting = bool | Literal["auto"]
 
 _MISSING = object()
 
+T = TypeVar("T")
+
+
+class setting(Generic[T]):  # lower case: used as a decorator, like ``property``
+    """A read-only property whose value is computed once and kept until :meth:`Settings.reset`."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> setting[T]: ...
+    @overload
+    def __get__(self, instance: Settings, owner: type) -> T: ...
+    def __get__(self, instance: Settings | None, owner: type) -> setting[T] | T:
+        if instance is None:
+            return self
+        cache = instance._values
+        try:
+            return cache[self.name]  # type: ignore[no-any-return]
+        except KeyError:
+            value = cache[self.name] = self.compute(instance)
+            return value
+
 
 class Settings:
     """Typed, normalised access to ``settings.SESSIONKIT``."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def reset(self) -> None:
+        """Forget every computed value (a Django setting changed)."""
+        self._values = {}
 
     @property
     def raw(self) -> Mapping[str, Any]:
@@ -86,7 +123,7 @@ class Settings:
 
     # --- signing ----------------------------------------------------------
 
-    @property
+    @setting
     def SECRETS(self) -> list[str]:
         """Signing secrets: the first signs, every one verifies."""
         secret = self._get("SECRET", None)
@@ -97,17 +134,17 @@ class Settings:
             return [secret]
         return list(secret)
 
-    @property
+    @setting
     def SIGNED(self) -> bool:
         return bool(self._get("SIGNED", True))
 
     # --- cookie -----------------------------------------------------------
 
-    @property
+    @setting
     def NAME(self) -> str:
         return str(self._get("NAME", django_settings.SESSION_COOKIE_NAME))
 
-    @property
+    @setting
     def MAX_AGE(self) -> int | None:
         """Cookie lifetime in seconds, or ``None`` for a browser-session cookie."""
         value = self._cookie("MAX_AGE", _MISSING)
@@ -117,24 +154,24 @@ class Settings:
             return int(django_settings.SESSION_COOKIE_AGE)
         return None if value is None else int(value)
 
-    @property
+    @setting
     def STORE_AGE(self) -> int:
         """How long the store keeps a browser-session cookie's session, in seconds."""
         max_age = self.MAX_AGE
         return int(django_settings.SESSION_COOKIE_AGE) if max_age is None else max_age
 
-    @property
+    @setting
     def HTTP_ONLY(self) -> bool:
         return bool(self._cookie("HTTP_ONLY", django_settings.SESSION_COOKIE_HTTPONLY))
 
-    @property
+    @setting
     def SECURE(self) -> SecureSetting:
         value = self._cookie("SECURE", django_settings.SESSION_COOKIE_SECURE)
         if isinstance(value, str):
             return "auto"
         return bool(value)
 
-    @property
+    @setting
     def SAME_SITE(self) -> str | None:
         """``"Strict"``, ``"Lax"``, ``"None"``, ``"auto"`` or ``None`` (attribute omitted)."""
         value = self._cookie("SAME_SITE", django_settings.SESSION_COOKIE_SAMESITE)
@@ -144,27 +181,27 @@ class Settings:
             return None
         return SAME_SITE_VALUES[str(value).lower()]
 
-    @property
+    @setting
     def DOMAIN(self) -> str | None:
         value = self._cookie("DOMAIN", django_settings.SESSION_COOKIE_DOMAIN)
         return value or None
 
-    @property
+    @setting
     def PATH(self) -> str:
         return str(self._cookie("PATH", django_settings.SESSION_COOKIE_PATH) or "/")
 
-    @property
+    @setting
     def PARTITIONED(self) -> bool:
         return bool(self._cookie("PARTITIONED", False))
 
-    @property
+    @setting
     def PRIORITY(self) -> str | None:
         value = self._cookie("PRIORITY", None)
         return None if value is None else PRIORITY_VALUES[str(value).lower()]
 
     # --- behaviour --------------------------------------------------------
 
-    @property
+    @setting
     def GENID(self) -> Callable[[HttpRequest | None], str] | None:
         value = self._get("GENID", None)
         if value is None:
@@ -173,35 +210,35 @@ class Settings:
             return import_string(value)  # type: ignore[no-any-return]
         return value  # type: ignore[no-any-return]
 
-    @property
+    @setting
     def PROXY(self) -> bool | None:
         value = self._get("PROXY", None)
         return None if value is None else bool(value)
 
-    @property
+    @setting
     def RESAVE(self) -> bool:
         return bool(self._get("RESAVE", django_settings.SESSION_SAVE_EVERY_REQUEST))
 
-    @property
+    @setting
     def ROLLING(self) -> bool:
         return bool(self._get("ROLLING", django_settings.SESSION_SAVE_EVERY_REQUEST))
 
-    @property
+    @setting
     def SAVE_UNINITIALIZED(self) -> bool:
         return bool(self._get("SAVE_UNINITIALIZED", False))
 
-    @property
+    @setting
     def UNSET(self) -> str:
         return str(self._get("UNSET", "keep")).lower()
 
-    @property
+    @setting
     def COMPAT(self) -> str | None:
         value = self._get("COMPAT", None)
         return None if value is None else str(value)
 
     # --- store ------------------------------------------------------------
 
-    @property
+    @setting
     def STORE(self) -> dict[str, Any]:
         """``{"BACKEND": dotted path, "LOCATION": …, "OPTIONS": {…}}`` with defaults filled in."""
         store = self._get("STORE", None) or {}
@@ -213,30 +250,30 @@ class Settings:
 
     # --- metadata ---------------------------------------------------------
 
-    @property
+    @setting
     def CLIENT_IP_HEADER(self) -> str | None:
         """``request.META`` key holding the proxies' client-address list, or ``None``."""
         value = self._get("CLIENT_IP_HEADER", None)
         return None if value is None else str(value)
 
-    @property
+    @setting
     def TRUSTED_PROXIES(self) -> int:
         """How many proxies in front of Django append to ``CLIENT_IP_HEADER``."""
         return int(self._get("TRUSTED_PROXIES", 1))
 
-    @property
+    @setting
     def MAX_SIZE(self) -> int | None:
         """Largest session data accepted at save time, in bytes of JSON (``None``: no limit)."""
         value = self._get("MAX_SIZE", DEFAULT_MAX_SIZE)
         return None if value is None else int(value)
 
-    @property
+    @setting
     def USER_AGENT_MAX_LENGTH(self) -> int:
         return int(self._get("USER_AGENT_MAX_LENGTH", 512))
 
     # --- admin ------------------------------------------------------------
 
-    @property
+    @setting
     def ADMIN_SENSITIVE_KEYS(self) -> tuple[str, ...] | None:
         """Name fragments whose values the admin masks, or ``None`` for the default list."""
         value = self._get("ADMIN_SENSITIVE_KEYS", None)
@@ -244,7 +281,7 @@ class Settings:
 
     # --- sharing sessions with Express (COMPAT="express") -------------------
 
-    @property
+    @setting
     def EXPRESS_USER_LOADER(self) -> Callable[[Any, HttpRequest], Any] | None:
         """Maps the Express session's user to a Django user (``None``: never sign in)."""
         value = self._get("EXPRESS_USER_LOADER", None)
@@ -252,10 +289,17 @@ class Settings:
             return None
         return import_string(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
 
-    @property
+    @setting
     def EXPRESS_USER_KEY(self) -> str:
         """The Express session key holding its signed-in user."""
         return str(self._get("EXPRESS_USER_KEY", None) or "user")
 
 
 sessionkit_settings = Settings()
+
+
+def _setting_changed(**kwargs: Any) -> None:
+    sessionkit_settings.reset()
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="django_sessionkit.conf")

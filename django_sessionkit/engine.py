@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
+from django.core.signing import JSONSerializer
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -89,14 +90,14 @@ def _check_size(snapshot: dict[str, str]) -> None:
 class SessionStore(SessionBase):
     """One browser's session, bound to the configured store."""
 
-    if TYPE_CHECKING:  # SessionBase's private data accessors, which django-stubs leaves out
-        _session: dict[str, Any]
-
-        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
-
-        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
+    #: Stores keep JSON themselves; Django's ``encode()``/``decode()`` still use this.
+    serializer = JSONSerializer
 
     def __init__(self, session_key: str | None = None, *, request: HttpRequest | None = None):
+        # SessionBase.__init__ is not called: it only sets the attributes below and imports
+        # SESSION_SERIALIZER, which this engine ignores, on every request.
+        self.accessed = False
+        self.modified = False
         self.request = request
         self._sid: str | None = None
         self._record: SessionRecord | None = None  # what the store holds, when known
@@ -106,7 +107,8 @@ class SessionStore(SessionBase):
         self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
         self._pending_snapshot: dict[str, str] = {}  # per-key JSON of the save under way
         self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
-        super().__init__(session_key)
+        self._signed: tuple[str, str] | None = None  # (id, its cookie value), made once
+        self._session_key = session_key
 
     @classmethod
     def for_request(
@@ -125,7 +127,13 @@ class SessionStore(SessionBase):
     # --- identity ---------------------------------------------------------
 
     def _get_session_key(self) -> str | None:
-        return None if self._sid is None else cookies.id_to_cookie(self._sid)
+        sid = self._sid
+        if sid is None:
+            return None
+        signed = self._signed
+        if signed is None or signed[0] != sid:  # one HMAC per id, not one per access
+            signed = self._signed = (sid, cookies.id_to_cookie(sid))
+        return signed[1]
 
     def _set_session_key(self, value: str | None) -> None:
         self._sid = cookies.cookie_to_id(cookies.decode_value(value)) if value else None
@@ -277,6 +285,30 @@ class SessionStore(SessionBase):
         return self.modified or bool(self.changes())
 
     # --- loading ----------------------------------------------------------
+
+    # Django's versions ask for ``session_key`` (here a signed value: an HMAC) to learn
+    # whether there is an id at all.
+    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            data = {} if no_load or self._sid is None else self.load()
+            self._session_cache: dict[str, Any] = data
+            return data
+
+    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            data = {} if no_load or self._sid is None else await self.aload()
+            self._session_cache = data
+            return data
+
+    @property
+    def _session(self) -> dict[str, Any]:
+        return self._get_session()
 
     def _loaded(self, record: SessionRecord | None) -> dict[str, Any]:
         self._increments = {}

@@ -16,6 +16,9 @@ __all__ = ["Store", "build_store", "get_store"]
 
 _stores: dict[str, Store] = {}
 _lock = threading.Lock()
+#: The settings' STORE dict last seen and its store: the settings keep returning the same
+#: dict until a setting changes, so the common case is one identity check per call.
+_current: tuple[dict[str, Any], Store] | None = None
 
 
 def build_store(config: dict[str, Any]) -> Store:
@@ -28,7 +31,11 @@ def build_store(config: dict[str, Any]) -> Store:
 
 def get_store() -> Store:
     """The store for the current settings, shared by every request of this process."""
+    global _current
     config = sessionkit_settings.STORE
+    current = _current
+    if current is not None and current[0] is config:
+        return current[1]
     cache_key = repr(sorted(config.items()))
     store = _stores.get(cache_key)
     if store is None:
@@ -36,11 +43,14 @@ def get_store() -> Store:
             store = _stores.get(cache_key)
             if store is None:
                 store = _stores[cache_key] = build_store(config)
+    _current = (config, store)
     return store
 
 
 @receiver(setting_changed)
 def _forget_stores(*, setting: str, **kwargs: Any) -> None:
+    global _current
     if setting == "SESSIONKIT":
         with _lock:
             _stores.clear()
+            _current = None
