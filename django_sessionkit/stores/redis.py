@@ -93,67 +93,74 @@ class Script:
 
 
 # ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, then counted
-# lists: meta pairs, meta names to unset, full data pairs, changed pairs, removed, increments.
+# lists: meta pairs, meta names to unset, data pairs to set, data names to remove, and
+# increments as (name, value to write, delta to add instead when another save came first).
+# 'create' and 'replace' send the whole data as pairs to set; 'merge' sends only what this
+# request changed, which is the same thing as writing it all when nobody saved meanwhile.
 SAVE = Script("""
 local key = KEYS[1]
 local op, expected = ARGV[1], tonumber(ARGV[2])
 local i = 7
-local function pairs_list()
-  local n, out = tonumber(ARGV[i]), {}
-  i = i + 1
-  for j = 1, n do out[j] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
+local function take(width)
+  local n, out = tonumber(ARGV[i]) * width, {}
+  for j = 1, n do out[j] = ARGV[i + j] end
+  i = i + n + 1
   return out
 end
-local function names_list()
-  local n, out = tonumber(ARGV[i]), {}
-  i = i + 1
-  for j = 1, n do out[j] = ARGV[i]; i = i + 1 end
-  return out
+-- unpack() has a stack limit: send long argument lists in slices.
+local function call_in_slices(command, list)
+  for first = 1, #list, 1000 do
+    redis.call(command, key, unpack(list, first, math.min(first + 999, #list)))
+  end
 end
-local meta, unset = pairs_list(), names_list()
-local full, set, removed, incr = pairs_list(), pairs_list(), names_list(), pairs_list()
-local exists = redis.call('EXISTS', key) == 1
-if op == 'create' and exists then return {0, 0, 0} end
-if op ~= 'create' and not exists then return {-1, 0, 0} end
+local meta, unset, set, removed, incr = take(2), take(1), take(2), take(1), take(3)
+-- Every record has a version field: reading it tells whether the record exists.
+local stored = redis.call('HGET', key, 'v')
+if op == 'create' then
+  if stored then return {0, 0, 0} end
+elseif not stored then
+  return {-1, 0, 0}
+end
 local version, conflict = 1, false
 if op ~= 'create' then
-  local stored = tonumber(redis.call('HGET', key, 'v') or '0') or 0
+  stored = tonumber(stored) or 0
   conflict = op == 'merge' and stored ~= expected
   version = stored + 1
 end
-if conflict then
-  for _, f in ipairs(removed) do redis.call('HDEL', key, f) end
-  for _, p in ipairs(set) do redis.call('HSET', key, p[1], p[2]) end
-  -- Counters: add the delta to the newer value (0 when that is not a number), keeping
-  -- Python's int/float distinction in the JSON written back.
-  for _, p in ipairs(incr) do
-    local current, base, is_float = redis.call('HGET', key, p[1]), 0, false
+if op == 'replace' then
+  local old = {}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'd:' then old[#old + 1] = f end
+  end
+  call_in_slices('HDEL', old)
+end
+call_in_slices('HDEL', removed)
+call_in_slices('HDEL', unset)
+for j = 1, #incr, 3 do
+  local text = incr[j + 1]
+  if conflict then
+    -- Add the delta to the newer value (0 when that is not a number), keeping Python's
+    -- int/float distinction in the JSON written back.
+    local current, base, is_float = redis.call('HGET', key, incr[j]), 0, false
     if current and string.match(current, '^%-?%d') and tonumber(current) then
       base, is_float = tonumber(current), string.find(current, '[%.eE]') ~= nil
     end
-    is_float = is_float or string.find(p[2], '[%.eE]') ~= nil
-    local sum, text = base + tonumber(p[2])
+    is_float = is_float or string.find(incr[j + 2], '[%.eE]') ~= nil
+    local sum = base + tonumber(incr[j + 2])
     if is_float then
       text = string.format('%.17g', sum)
       if not string.find(text, '[%.eEn]') then text = text .. '.0' end
     else
       text = string.format('%.0f', sum)
     end
-    redis.call('HSET', key, p[1], text)
   end
-else
-  if op ~= 'create' then
-    local keep = {}
-    for _, p in ipairs(full) do keep[p[1]] = true end
-    for _, f in ipairs(redis.call('HKEYS', key)) do
-      if string.sub(f, 1, 2) == 'd:' and not keep[f] then redis.call('HDEL', key, f) end
-    end
-  end
-  for _, p in ipairs(full) do redis.call('HSET', key, p[1], p[2]) end
+  set[#set + 1] = incr[j]
+  set[#set + 1] = text
 end
-for _, f in ipairs(unset) do redis.call('HDEL', key, f) end
-for _, p in ipairs(meta) do redis.call('HSET', key, p[1], p[2]) end
-redis.call('HSET', key, 'v', version)
+for j = 1, #meta do set[#set + 1] = meta[j] end
+set[#set + 1] = 'v'
+set[#set + 1] = version
+call_in_slices('HSET', set)
 redis.call('PEXPIREAT', key, ARGV[3])
 if #KEYS >= 3 then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
@@ -421,12 +428,16 @@ class RedisStore(Store):
         self, key: str, record: SessionRecord, must_create: bool, changes: Changes | None
     ) -> Steps[SessionRecord]:
         redis_key = self.session_key(key)
-        full = [(DATA + name, _json(value)) for name, value in record.data.items()]
-        changed = [] if changes is None else [(DATA + n, _json(v)) for n, v in changes.set.items()]
-        removed = [] if changes is None else [DATA + name for name in changes.removed]
-        increments = (
-            [] if changes is None else [(DATA + n, _json(d)) for n, d in changes.increments.items()]
-        )
+        data = record.data
+        incr: builtins.list[str] = []
+        if changes is None:  # the whole data
+            to_set = [(DATA + name, _json(value)) for name, value in data.items()]
+            removed: builtins.list[str] = []
+        else:
+            to_set = [(DATA + name, _json(value)) for name, value in changes.set.items()]
+            removed = [DATA + name for name in changes.removed]
+            for name, delta in changes.increments.items():
+                incr += [DATA + name, _json(data[name]), _json(delta)]
         meta = [
             ("e", str(_us(record.expires_at))),
             ("c", str(_us(record.created_at))),
@@ -443,8 +454,8 @@ class RedisStore(Store):
         exp_score, seen_score = str(_us(record.expires_at)), str(-_us(record.last_seen))
         args = [op, str(record.version), str(_ms_ceiling(record.expires_at)), key]
         args += [exp_score, seen_score]
-        args += _flat(meta) + _names(unset) + _flat(full) + _flat(changed) + _names(removed)
-        args += _flat(increments)
+        args += _flat(meta) + _names(unset) + _flat(to_set) + _names(removed)
+        args += [str(len(incr) // 3), *incr]
         user_key = None if record.user_id is None else self.user_key(str(record.user_id))
         if self.inline_index:
             keys = [redis_key, self.exp_index, self.seen_index]
@@ -467,7 +478,6 @@ class RedisStore(Store):
             raise CreateError(f"a session with key {key[:12]}… already exists")
         if status == -1:
             raise UpdateError(f"session {key[:12]}… no longer exists")
-        data = record.data
         if conflict:
             data = {
                 name[len(DATA) :]: json.loads(value)
