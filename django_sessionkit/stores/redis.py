@@ -53,7 +53,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -86,10 +86,10 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Script:
     text: str
+    sha: str = field(init=False)
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.text.encode()).hexdigest()
+    def __post_init__(self) -> None:  # the digest names the script in every EVALSHA: make it once
+        object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
 # ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, then counted
