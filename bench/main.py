@@ -32,7 +32,10 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 PARTS = env_list("BENCH_PARTS", "roundtrips http burst admin purge")
-SERVERS = env_list("BENCH_SERVERS", "gunicorn uvicorn")
+SERVERS = env_list("BENCH_SERVERS", "gunicorn uvicorn express")
+#: Express's engines: its own ceiling (no express-session) and express-session + connect-redis.
+EXPRESS_ENGINES = ["none", "express_redis"]
+EXPRESS_APP = ROOT / "tests" / "express_app"
 ENGINES = env_list(
     "BENCH_ENGINES", "none sk_sqlite db_sqlite sk_pg db_pg sk_redis cache_redis signed_cookies"
 )
@@ -106,7 +109,17 @@ class Server:
     def __init__(self, kind: str, engine: str, workers: int = 1) -> None:
         self.kind, self.engine, self.port = kind, engine, free_port()
         bind = f"127.0.0.1:{self.port}"
-        if kind == "gunicorn":
+        env = child_env(engine, BENCH_SERVER=kind)
+        if kind == "express":  # node, one process: the test suite's express-session app
+            args = ["node", str(EXPRESS_APP / "app.js")]
+            env.update(
+                PORT=str(self.port),
+                REDIS_URL=f"{os.environ['BENCH_REDIS_URL']}/2",
+                BENCH_ROUTES="true",
+                NO_SESSION="true" if engine == "none" else "false",
+                COOKIE_MAX_AGE_MS=str(14 * 24 * 3600 * 1000),  # Django's default two weeks
+            )
+        elif kind == "gunicorn":
             args = [str(VENV / "gunicorn"), "-w", str(workers), "-b", bind]
             args += ["--log-level", "warning", "bench.wsgi:application"]
         else:
@@ -116,7 +129,7 @@ class Server:
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env=child_env(engine, BENCH_SERVER=kind),
+            env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -188,8 +201,9 @@ def http_part() -> dict[str, Any]:
     fixed_pool = os.environ.get("BENCH_LOGIN_POOL")
     for rep in range(REPS):
         for server_kind in SERVERS:
+            engines = EXPRESS_ENGINES if server_kind == "express" else ENGINES
             # Round-robin, rotated each repetition: noise spreads over every engine alike.
-            order = ENGINES[rep % len(ENGINES) :] + ENGINES[: rep % len(ENGINES)]
+            order = engines[rep % len(engines) :] + engines[: rep % len(engines)]
             for engine in order:
                 cases = ["untouched"] if engine == "none" else CASES
                 with Server(server_kind, engine) as server:

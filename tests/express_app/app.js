@@ -4,12 +4,17 @@
 //   PORT, REDIS_URL, PREFIX (sess:), SESSION_SECRETS (comma-separated, first signs),
 //   COOKIE_NAME (connect.sid), COOKIE_MAX_AGE_MS (empty: browser-session cookie),
 //   RESAVE, ROLLING, SAVE_UNINITIALIZED ("true"/"false", default false)
+//   BENCH_ROUTES=true adds the benchmark's cases (bench/main.py): /untouched/, /first/,
+//   /read/, /write/, /login/ and /prime/?n=N; NO_SESSION=true leaves express-session out
+//   altogether (Express's own ceiling: every route answers "ok").
 'use strict';
 
 const express = require('express');
 const session = require('express-session');
 const { RedisStore } = require('connect-redis');
 const { createClient } = require('redis');
+const crypto = require('crypto');
+const signature = require('cookie-signature');
 
 const env = process.env;
 const flag = (name) => (env[name] || 'false').toLowerCase() === 'true';
@@ -21,17 +26,25 @@ async function main() {
   await client.connect();
 
   const app = express();
-  app.use(
-    session({
-      name: env.COOKIE_NAME || 'connect.sid',
-      secret: (env.SESSION_SECRETS || 'change-me').split(','),
-      store: new RedisStore({ client, prefix: env.PREFIX || 'sess:' }),
-      resave: flag('RESAVE'),
-      rolling: flag('ROLLING'),
-      saveUninitialized: flag('SAVE_UNINITIALIZED'),
-      cookie: { maxAge },
-    }),
-  );
+  const name = env.COOKIE_NAME || 'connect.sid';
+  const secrets = (env.SESSION_SECRETS || 'change-me').split(',');
+  const store = new RedisStore({ client, prefix: env.PREFIX || 'sess:' });
+  if (flag('NO_SESSION')) {
+    app.get('/:case/', (req, res) => res.type('text').send('ok'));
+  } else {
+    app.use(
+      session({
+        name,
+        secret: secrets,
+        store,
+        resave: flag('RESAVE'),
+        rolling: flag('ROLLING'),
+        saveUninitialized: flag('SAVE_UNINITIALIZED'),
+        cookie: { maxAge },
+      }),
+    );
+  }
+  if (flag('BENCH_ROUTES')) benchRoutes(app, { name, secrets, store });
 
   // The visit counter.
   app.get('/', (req, res) => {
@@ -80,6 +93,51 @@ async function main() {
   const stop = () => server.close(() => client.quit().finally(() => process.exit(0)));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+// The benchmark's cases, the same as bench/views.py's on the Django side.
+function benchRoutes(app, { name, secrets, store }) {
+  const ok = (res) => res.type('text').send('ok');
+  app.get('/untouched/', (req, res) => ok(res));
+  app.get('/first/', (req, res) => {
+    req.session.views = 1;
+    ok(res);
+  });
+  app.get('/read/', (req, res) => {
+    void req.session.views;
+    ok(res);
+  });
+  app.get('/write/', (req, res) => {
+    req.session.views = (req.session.views || 0) + 1;
+    ok(res);
+  });
+  app.get('/login/', (req, res, next) => {
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = { username: 'bench' };
+      ok(res);
+    });
+  });
+  // N new sessions holding views=1, written straight to the store; one Cookie value a line.
+  app.get('/prime/', async (req, res, next) => {
+    try {
+      const n = Math.max(1, Math.min(Number(req.query.n) || 1, 100000));
+      const lines = [];
+      for (let i = 0; i < n; i += 1) {
+        const sid = crypto.randomBytes(24).toString('base64url');
+        const cookie = { originalMaxAge: maxAge, expires: null, httpOnly: true, path: '/' };
+        if (maxAge) cookie.expires = new Date(Date.now() + maxAge).toISOString();
+        await new Promise((resolve, reject) => {
+          store.set(sid, { cookie, views: 1 }, (err) => (err ? reject(err) : resolve()));
+        });
+        const signed = `s:${signature.sign(sid, secrets[0])}`;
+        lines.push(`${name}=${encodeURIComponent(signed)}`);
+      }
+      res.type('text').send(`${lines.join('\n')}\n`);
+    } catch (err) {
+      next(err);
+    }
+  });
 }
 
 main().catch((err) => {
