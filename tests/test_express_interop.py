@@ -410,6 +410,16 @@ class TestExpressRedisStoreContract(StoreContract):
         assert close_to(loaded.expires_at, later)
         assert close_to(loaded.last_seen, saved.last_seen)
 
+    def test_touch_moves_a_session_up_in_filtered_listings(self, store: Store) -> None:
+        """connect-redis's touch keeps last_seen (above): the order changes at the next save."""
+        now = timezone.now()
+        older, saved = self.create(store, user_id="5", ip="10.9.9.9", last_seen=now)
+        newer, _ = self.create(store, user_id="6", ip="10.9.9.9", last_seen=now)
+        saved.last_seen = now + timedelta(seconds=5)
+        store.save(older, saved, changes=Changes())
+        for filters in ({}, {"signed_in": True}, {"ip": "10.9.9.9"}, {"ip": "10.9.0.0/16"}):
+            assert [k for k, _ in store.list(**filters)] == [older, newer], filters
+
     def test_purge_expired_removes_only_expired_sessions_in_batches(self, store: Store) -> None:
         """Redis expires connect-redis's keys itself: an expired create is never stored."""
         past = timezone.now() - timedelta(minutes=1)
