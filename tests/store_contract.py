@@ -332,9 +332,7 @@ class StoreContract:
         assert [k for k, _ in store.list(after=Cursor(record.last_seen, key[:12] + "g"))] == (
             keys[4:]
         )
-        assert [k for k, _ in store.list(after=Cursor(record.last_seen, key[:12]))] == (
-            keys[3:]
-        )
+        assert [k for k, _ in store.list(after=Cursor(record.last_seen, key[:12]))] == (keys[3:])
         assert store.list(after=Cursor(timezone.now() - timedelta(days=1), "")) == []
 
     def test_an_unknown_ip_filter_is_a_value_error(self, store: Store) -> None:

@@ -19,6 +19,7 @@ from tests.redis_servers import Cluster, Standalone
 
 pytestmark = pytest.mark.django_db
 
+
 def round_trips(monkeypatch: pytest.MonkeyPatch, request: Any) -> int:
     """Round trips a request made to the store: writes on one socket, on the busiest node.
 

@@ -271,7 +271,8 @@ return place(B, ARGV[3], ARGV[2], ARGV[4], ARGV[5], ARGV[6])
 # Prunes index entries of expired sessions (at most ARGV[3]), then returns up to ARGV[6]
 # entries of one listing after a cursor. KEYS: the exp index. ARGV: base, now us, prune
 # limit, source ('seen' or 'exp'), who ('' either, 'i', 'a'), count, cursor score ('' from
-# the start), cursor member, then for an IP filter the lowest and highest address codes.
+# the start), cursor member, then for an IP filter the lowest and highest address codes
+# ('' without), and how many entries a walk may read per call.
 # Entries are ordered by score, then member (the sorted sets' own order); the reply is
 # {pruned, {member, score, ...}, done, resume score, resume member}: done = 1 when nothing
 # follows; else the next call goes on after the resume position (the last entry examined).
@@ -374,7 +375,9 @@ if sets * sets <= n * redis.call('ZCARD', source) then
   end
   return reply(found, #heap == 0 and 1 or 0, found[#found])
 end
-local found, last, examined, BATCH = {}, nil, 0, 256
+local found, last, examined = {}, nil, 0
+local budget = tonumber(ARGV[11])
+local BATCH = math.min(256, budget)
 local s, m = cs, cm
 while true do
   local batch = after(source, s, m, BATCH)
@@ -390,7 +393,7 @@ while true do
     end
   end
   if #batch < BATCH then return reply(found, 1, last) end
-  if examined >= tonumber(ARGV[11]) then return reply(found, 0, last) end
+  if examined >= budget then return reply(found, 0, last) end
   s, m = last[2], last[1]
 end
 """
