@@ -381,9 +381,12 @@ local BATCH = math.min(256, budget)
 local s, m = cs, cm
 while true do
   local batch = after(source, s, m, BATCH)
-  for _, e in ipairs(batch) do
+  local members = {}
+  for j, e in ipairs(batch) do members[j] = e[1] end
+  local places = #members > 0 and redis.call('HMGET', B .. 'where', unpack(members)) or {}
+  for j, e in ipairs(batch) do
     last, examined = e, examined + 1
-    local w = redis.call('HGET', B .. 'where', e[1])
+    local w = places[j]
     if w then
       local ipx = string.sub(w, 2)
       if #ipx == #lo and ipx >= lo and ipx <= hi then
