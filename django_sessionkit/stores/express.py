@@ -564,17 +564,25 @@ class ExpressRedisStore(Store):
         yield from self.list(limit=2**62)
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        doomed = [k for k, _ in self._all(user_id) if k != keep]
-        if not doomed:
-            return 0
-        client = self._client()
+        return self._delete_keys([k for k, _ in self._all(user_id) if k != keep])
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """Every session one SCAN finds, but ``keep``. (Not by ``created_at``: a session
+        the Express app created carries none, and would read as created just now.)"""
+        return self._delete_keys([k for k, _ in self._all(None) if k != keep])
+
+    def _delete_keys(self, keys: builtins.list[str], batch_size: int = 500) -> int:
+        """DEL each key, ``batch_size`` to a pipeline; how many existed."""
+        deleted = 0
         try:
-            pipe = client.pipeline(transaction=False)
-            for key in doomed:
-                pipe.delete(self.redis_key(key))
-            return sum(int(n) for n in pipe.execute())
+            for first in range(0, len(keys), batch_size):
+                pipe = self._client().pipeline(transaction=False)
+                for key in keys[first : first + batch_size]:
+                    pipe.delete(self.redis_key(key))
+                deleted += sum(int(n) for n in pipe.execute())
         except RedisError as exc:
             raise self._unavailable(exc) from exc
+        return deleted
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         """Nothing to do: Redis expires the keys itself, and there is no index to prune."""

@@ -35,8 +35,17 @@ Key layout (``P`` is the prefix, ``K`` the SHA-256 hex of the session id):
   ``d:NAME`` per session key holding that value's JSON. TTL = the session's expiry.
 * ``P{idx}:exp`` / ``P{idx}:seen`` — sorted sets of every session, scored by expiry and by
   minus last-seen: count in O(log n), pages in O(log n + page). One hash tag, one slot.
+* ``P{idx}:seen:i`` / ``P{idx}:seen:a`` — the signed-in and the anonymous sessions, scored
+  like ``seen``; ``P{idx}:ip:A:i`` / ``P{idx}:ip:A:a`` — the same, from address code ``A``
+  (:func:`ip_code`); ``P{idx}:ips`` — the codes of the addresses with sessions, all scored 0,
+  so that a network is a ``ZRANGEBYLEX`` range; ``P{idx}:where`` — a hash, session key →
+  who and address code, which tells a touch, a delete or a prune where a session is indexed.
 * ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
   checked against the record when read, and swept by ``purge_expired``.
+
+Sessions saved by a version without the who- and address sets are in ``exp`` and ``seen``
+only: listed unfiltered, and placed in the other sets at their next save, or at their next
+touch (two more round trips, once).
 
 Round trips: ``load`` 1, ``save`` 1, ``touch`` 1, ``delete`` 1 (on a Cluster one
 pipeline, whose commands go to their nodes in parallel). Saves and touches run a Lua script on
