@@ -412,6 +412,16 @@ def print_admin(rows: list[dict[str, Any]]) -> None:
             f"{r['engine']:<10} {r['sessions']:>10,} {r['admin_ms']:>9.1f} {r['admin_sql']:>9g}"
             f" {r['admin_redis']:>10g} {r['listsessions_1000_rows_ms']:>15.1f} {r['fill_s']:>7.1f}"
         )
+    views = (("signed_in", "signed in"), ("rare_ip", "one address"), ("network", "a /24"))
+    print("\n### Admin session list, filtered (first page): ms per view (round trips; rows shown)")
+    print(f"{'store':<10} {'sessions':>10}" + "".join(f" {label:>20}" for _, label in views))
+    for r in rows:
+        trips = "admin_{}_sql" if r["engine"] == "sk_pg" else "admin_{}_redis"
+        cells = [
+            f"{r[f'admin_{name}_ms']:.1f} ({r[trips.format(name)]:g}; {r[f'admin_{name}_rows']})"
+            for name, _ in views
+        ]
+        print(f"{r['engine']:<10} {r['sessions']:>10,}" + "".join(f" {c:>20}" for c in cells))
 
 
 def purge_part() -> dict[str, Any]:

@@ -200,7 +200,20 @@ class Sink:
         return False
 
 
+#: The address of a few sessions among the filled ones: the oldest three of each fill.
+RARE_IP = "192.0.2.77"
+#: The admin views timed at each size: the list, then filtered and searched.
+ADMIN_VIEWS = {
+    "list": "",
+    "signed_in": "?who=signed-in",
+    "rare_ip": f"?q={RARE_IP}",
+    "network": "?q=10.0.1.",  # 10.0.1.0/24: 256 addresses, one session each
+}
+
+
 def fill_pg(start: int, stop: int, expired: bool = False, table: str = "sessionkit") -> None:
+    """Rows ``start`` to ``stop``: one in 50 signed in, each from an address of its own
+    (10.0.0.0/8, row number as the address), but the last three, from :data:`RARE_IP`."""
     with connections["default"].cursor() as cursor:
         if table == "sessionkit":
             expires = (
@@ -212,10 +225,17 @@ def fill_pg(start: int, stop: int, expired: bool = False, table: str = "sessionk
                 "INSERT INTO django_sessionkit_session (key, data, version, expires_at, user_id,"
                 " ip, user_agent, created_at, last_seen) SELECT"
                 " encode(sha256(('bench' || g)::text::bytea), 'hex'), '{\"views\":1}', 1,"
-                f" {expires}, CASE WHEN g %% 50 = 0 THEN %s ELSE NULL END, '10.0.0.1',"
+                f" {expires}, CASE WHEN g %% 50 = 0 THEN %s ELSE NULL END,"
+                " CASE WHEN g >= %s THEN %s::inet ELSE '10.0.0.0'::inet + g END,"
                 " 'Mozilla/5.0 (X11; Linux x86_64) bench', now() - interval '1 hour',"
                 " now() - g * interval '1 ms' FROM generate_series(%s, %s) AS g",
-                [str(get_user_model().objects.get(username="bench").pk), start, stop - 1],
+                [
+                    str(get_user_model().objects.get(username="bench").pk),
+                    stop - 3,
+                    RARE_IP,
+                    start,
+                    stop - 1,
+                ],
             )
         else:
             expires = (
@@ -233,10 +253,16 @@ def fill_pg(start: int, stop: int, expired: bool = False, table: str = "sessionk
 
 
 def fill_redis(start: int, stop: int) -> None:
+    """As :func:`fill_pg`, in RedisStore's key layout: the hash and every index."""
+    import ipaddress
+
     from django_sessionkit.stores import get_store
+    from django_sessionkit.stores.redis import ip_code
 
     store: Any = get_store()
     client = redis.Redis.from_url(settings.SESSIONKIT["STORE"]["LOCATION"])  # type: ignore[index]
+    user_id = str(get_user_model().objects.get(username="bench").pk)
+    base = store.index_base
     now_us = int(time.time() * 1_000_000)
     batch = 2000
     for first in range(start, stop, batch):
@@ -246,19 +272,29 @@ def fill_redis(start: int, stop: int) -> None:
             expires = now_us + 7 * 86400 * 1_000_000 + g
             seen = now_us - g * 1000
             name = store.session_key(key)
+            ip = RARE_IP if g >= stop - 3 else str(ipaddress.ip_address("10.0.0.0") + g)
             fields = {
                 "v": 1,
                 "e": expires,
                 "c": now_us - 3600 * 1_000_000,
                 "l": seen,
-                "ip": "10.0.0.1",
+                "ip": ip,
                 "ua": "Mozilla/5.0 (X11; Linux x86_64) bench",
                 "d:views": "1",
             }
+            who = "i" if g % 50 == 0 else "a"
+            if who == "i":
+                fields["u"] = user_id
+                pipe.sadd(store.user_key(user_id), key)
+            code = ip_code(ip)
             pipe.hset(name, mapping=fields)
             pipe.pexpireat(name, expires // 1000)
             pipe.zadd(store.exp_index, {key: expires})
             pipe.zadd(store.seen_index, {key: -seen})
+            pipe.zadd(f"{base}seen:{who}", {key: -seen})
+            pipe.zadd(f"{base}ip:{code}:{who}", {key: -seen})
+            pipe.zadd(f"{base}ips", {code: 0})
+            pipe.hset(f"{base}where", key, who + code)
         pipe.execute()
 
 
@@ -278,31 +314,31 @@ def admin() -> None:
             fill_redis(filled, size)
         fill_seconds = time.perf_counter() - started
         filled = size
-        client.get(url)  # warm
-        times = []
-        sql, rds = SqlCounter(), RedisCounter()
-        with sql.watch(), rds.watch():
-            for _ in range(views):
-                t = time.perf_counter()
-                response = client.get(url)
-                times.append(time.perf_counter() - t)
-                assert response.status_code == 200, response.status_code
+        row: dict[str, Any] = {"sessions": size, "fill_s": fill_seconds}
+        for name, query in ADMIN_VIEWS.items():
+            client.get(url + query)  # warm
+            times = []
+            sql, rds = SqlCounter(), RedisCounter()
+            with sql.watch(), rds.watch():
+                for _ in range(views):
+                    t = time.perf_counter()
+                    response = client.get(url + query)
+                    times.append(time.perf_counter() - t)
+                    assert response.status_code == 200, response.status_code
+            rows = response.content.decode().count('class="sessionkit-row')
+            prefix = "admin" if name == "list" else f"admin_{name}"
+            row[f"{prefix}_ms"] = statistics.median(times) * 1000
+            row[f"{prefix}_sql"] = sql.round_trips / views
+            row[f"{prefix}_redis"] = rds.sends / views
+            row[f"{prefix}_rows"] = rows
         list_times = []
         for _ in range(3):
             t = time.perf_counter()
             with contextlib.suppress(Enough):
                 call_command("listsessions", "--page-size", "500", stdout=Sink(1001))
             list_times.append(time.perf_counter() - t)
-        out.append(
-            {
-                "sessions": size,
-                "fill_s": fill_seconds,
-                "admin_ms": statistics.median(times) * 1000,
-                "admin_sql": sql.round_trips / views,
-                "admin_redis": rds.sends / views,
-                "listsessions_1000_rows_ms": statistics.median(list_times) * 1000,
-            }
-        )
+        row["listsessions_1000_rows_ms"] = statistics.median(list_times) * 1000
+        out.append(row)
         print(f"  admin {ENGINE} {size:,}: {out[-1]}", file=sys.stderr, flush=True)
     RESULT["admin"] = out
 

@@ -1,22 +1,25 @@
 """The admin's session pages, over the Store interface only.
 
 Every page view does work in proportion to the page it shows: it asks the
-store for one page (``Store.list``), and per-user counts (``Store.count``
-with a ``user_id``, an indexed lookup). A filter the Store interface cannot
-apply (signed-in/anonymous, IP) is applied here while scanning forward from
-the page's position, examining at most :data:`SCAN_BUDGET` sessions per view.
+store for one page (``Store.list``, with the filters, the IP search and a
+cursor), and per-user counts (``Store.count`` with a ``user_id``, an indexed
+lookup). The store answers every filter from an index of its own.
 
 Sessions are named by :func:`session_ref`: the first 12 hex digits of the
-store key (itself a SHA-256 of the id), never the id.
+store key (itself a SHA-256 of the id), never the id. Links to the next page
+carry a cursor made of the last row's last-seen time (microseconds) and ref,
+so no page ever holds a whole store key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -32,7 +35,7 @@ from django.utils.translation import ngettext
 from django_sessionkit import masking, useragent
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.stores import get_store
-from django_sessionkit.stores.base import SessionRecord, Store
+from django_sessionkit.stores.base import Cursor, IPNetwork, SessionRecord, Store
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -40,33 +43,32 @@ if TYPE_CHECKING:
 __all__ = [
     "PAGE_SIZE",
     "REF_LENGTH",
-    "SCAN_BUDGET",
     "Listing",
     "Query",
     "find_session",
+    "ip_search",
     "list_sessions",
-    "revoke_all_except",
     "session_ref",
 ]
 
 REF_LENGTH = 12
 PAGE_SIZE = 50
-#: Sessions examined per page view for filters the store cannot apply itself.
-SCAN_BUDGET = 2000
 #: Users a username/email search may match; more asks for a narrower search.
 MAX_SEARCH_USERS = 20
 #: Sessions examined, as a last resort, to find a session by its ref.
 RESOLVE_SCAN_LIMIT = 5000
-#: Sessions listed, deleted, then listed again by "revoke all except mine".
-REVOKE_BATCH = 500
+#: Pages whose start the "Previous" link remembers.
+MAX_BACK = 20
 
 ACTIVE_WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 WHO_CHOICES = {"signed-in": "Signed in", "anonymous": "Anonymous"}
+SIGNED_IN = {"": None, "signed-in": True, "anonymous": False}
 
-_IP_FRAGMENT = re.compile(r"^(?:[0-9]{1,3}\.[0-9.]*|[0-9a-fA-F]{0,4}:[0-9a-fA-F:.]*)$")
+_IPV4_FRAGMENT = re.compile(r"^(?:[0-9]{1,3}\.){1,3}(?:[0-9]{1,3})?$")
+_IPV6_FRAGMENT = re.compile(r"^(?:[0-9a-fA-F]{1,4}:){1,7}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 
 Item = tuple[str, SessionRecord]
-Fetch = Callable[[int, int], list[Item]]
 
 
 def session_ref(key: str) -> str:
@@ -84,6 +86,59 @@ def is_ref(value: str) -> bool:
     return len(value) == REF_LENGTH and all(ch in "0123456789abcdef" for ch in value)
 
 
+def ip_search(text: str) -> IPNetwork | None:
+    """The network a search box entry stands for, or ``None`` when it is not an IP search.
+
+    - an address: itself (``192.0.2.7``, ``2001:db8::1``);
+    - a network in CIDR form: ``10.0.0.0/8``, ``2001:db8::/32``;
+    - IPv4 whole octets, two or three, the last one followed by a dot or not:
+      ``192.168.`` and ``192.168`` are ``192.168.0.0/16``, ``10.1.2`` is ``10.1.2.0/24``,
+      and one octet needs its dot: ``10.`` is ``10.0.0.0/8`` (``10`` is a username);
+    - IPv6 whole groups each followed by a colon: ``2001:db8:`` is ``2001:db8::/32``.
+    """
+    text = text.strip()
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        pass
+    if _IPV4_FRAGMENT.match(text):
+        octets = [o for o in text.split(".") if o]
+        if len(octets) >= 2 or text.endswith("."):
+            padded = ".".join(octets + ["0"] * (4 - len(octets)))
+            try:
+                return ipaddress.ip_network(f"{padded}/{8 * len(octets)}")
+            except ValueError:  # an octet above 255
+                return None
+    if _IPV6_FRAGMENT.match(text):
+        groups = text.rstrip(":").split(":")
+        address = ":".join(groups + ["0"] * (8 - len(groups)))
+        return ipaddress.ip_network(f"{address}/{16 * len(groups)}")
+    return None
+
+
+def stamp(moment: datetime) -> str:
+    """A time as the pages carry it: whole microseconds since the epoch."""
+    delta = moment - _EPOCH
+    return str((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
+def moment(text: str) -> datetime | None:
+    try:
+        return _EPOCH + timedelta(microseconds=int(text))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _key_bound(ref: str, *, inclusive: bool) -> str:
+    """A key bound for a :class:`Cursor` at a row known by its ref only: after every key
+    starting with ``ref`` (``ref + "g"``; "g" follows the hex digits), or before them.
+    With ``COMPAT="express"`` the ref says nothing of the key: the bound is the lowest, so
+    rows seen at the same moment come again (the row itself is dropped by ref)."""
+    if sessionkit_settings.COMPAT == "express":
+        return ""
+    return ref if inclusive else ref + "g"
+
+
 # --- the query behind a list page ----------------------------------------------------
 
 
@@ -95,38 +150,62 @@ class Query:
     active: str = ""
     user: str = ""
     q: str = ""
-    offset: int = 0
+    #: The cursor of the last row of the previous page ("<last seen us>.<ref>"), or "".
+    after: str = ""
+    #: Rows on the pages before this one (for "Sessions 51-100").
+    start: int = 0
+    #: The ``after`` of the pages before, most recent first, for the "Previous" link.
+    back: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_request(cls, params: QueryDict) -> Query:
         try:
-            offset = max(0, int(params.get("o", "0")))
+            start = max(0, int(params.get("n", "0")))
         except ValueError:
-            offset = 0
+            start = 0
         who = params.get("who", "")
         active = params.get("active", "")
+        after = params.get("after", "")
+        back = [t for t in params.get("back", "").split(",") if _parse_token(t)][:MAX_BACK]
         return cls(
             who=who if who in WHO_CHOICES else "",
             active=active if active in ACTIVE_WINDOWS else "",
             user=params.get("user", "").strip()[:64],
             q=params.get("q", "").strip()[:200],
-            offset=offset,
+            after=after if _parse_token(after) else "",
+            start=start if after else 0,
+            back=back if after else [],
         )
 
     def params(self, **changes: Any) -> str:
         """This query's string with ``changes`` applied (empty values dropped)."""
         values = {**dataclasses.asdict(self), **changes}
         query = QueryDict(mutable=True)
-        for name, param in (("who", "who"), ("active", "active"), ("user", "user"), ("q", "q")):
+        for name in ("who", "active", "user", "q", "after"):
             if values[name]:
-                query[param] = values[name]
-        if values["offset"]:
-            query["o"] = str(values["offset"])
+                query[name] = values[name]
+        if values["after"]:
+            if values["start"]:
+                query["n"] = str(values["start"])
+            if values["back"]:
+                query["back"] = ",".join(values["back"])
         return "?" + query.urlencode() if query else "?"
 
+    def first_page(self) -> str:
+        return self.params(after="", start=0, back=[])
+
     @property
-    def ip_prefix(self) -> str | None:
-        return self.q if self.q and _IP_FRAGMENT.match(self.q) else None
+    def network(self) -> IPNetwork | None:
+        return ip_search(self.q) if self.q else None
+
+    @property
+    def cursor(self) -> tuple[Cursor, str] | None:
+        """The store cursor after the previous page's last row, and that row's ref."""
+        parsed = _parse_token(self.after)
+        if parsed is None:
+            return None
+        seen, ref = parsed
+        return Cursor(seen, _key_bound(ref, inclusive=False)), ref
 
     @property
     def since(self) -> datetime | None:
@@ -134,18 +213,29 @@ class Query:
         return None if window is None else timezone.now() - window
 
 
+def token(item: Item) -> str:
+    """The cursor a page link carries for a row: its last-seen time and its ref."""
+    return f"{stamp(item[1].last_seen)}.{session_ref(item[0])}"
+
+
+def _parse_token(text: str) -> tuple[datetime, str] | None:
+    seen_text, _, ref = text.partition(".")
+    seen = moment(seen_text)
+    return None if seen is None or not is_ref(ref) else (seen, ref)
+
+
 @dataclasses.dataclass
 class Listing:
     items: list[Item]
-    offset: int
-    next_offset: int | None
-    prev_offset: int | None
+    #: Rows on the pages before this one.
+    start: int
+    next_url: str | None
+    prev_url: str | None
     total: int | None
-    #: The scan budget ran out before the page was full; "Next" goes on from there.
-    budget_exhausted: bool = False
     #: The search matched more users than are searched at once.
     too_many_users: bool = False
-    scanned: bool = False
+    #: Why the store could not answer this search (the page is empty then).
+    error: str = ""
 
 
 def _user_search(q: str) -> tuple[list[str], bool]:
@@ -167,129 +257,72 @@ def _user_search(q: str) -> tuple[list[str], bool]:
     return ids[:MAX_SEARCH_USERS], len(ids) > MAX_SEARCH_USERS
 
 
-def _fetcher(store: Store, user_ids: Sequence[str] | None) -> Fetch:
-    """A function returning sessions ``[offset:offset+limit]``, most recently seen first."""
-    if user_ids is None:
-        return lambda offset, limit: store.list(offset=offset, limit=limit)
-    if not user_ids:
-        return lambda offset, limit: []
-    if len(user_ids) == 1:
-        (only,) = user_ids
-        return lambda offset, limit: store.list(user_id=only, offset=offset, limit=limit)
-
-    def merged(offset: int, limit: int) -> list[Item]:
-        items: list[Item] = []
-        for user_id in user_ids:
-            items += store.list(user_id=user_id, offset=0, limit=offset + limit)
-        items.sort(key=lambda item: (item[1].last_seen, item[0]), reverse=True)
-        return items[offset : offset + limit]
-
-    return merged
-
-
-def _predicate(query: Query) -> Callable[[SessionRecord], bool] | None:
-    tests: list[Callable[[SessionRecord], bool]] = []
-    if query.who == "anonymous":
-        tests.append(lambda record: record.user_id is None)
-    elif query.who == "signed-in":
-        tests.append(lambda record: record.user_id is not None)
-    prefix = query.ip_prefix
-    if prefix is not None:
-        tests.append(lambda record: bool(record.ip) and str(record.ip).startswith(prefix))
-    if not tests:
-        return None
-    return lambda record: all(test(record) for test in tests)
-
-
 def estimated_total(store: Store) -> int | None:
     """A cheap total for the unfiltered list, when the store can give one."""
     return store.estimate_count()
 
 
 def list_sessions(store: Store, query: Query, limit: int = PAGE_SIZE) -> Listing:
-    """One page of sessions for ``query``; the store is asked for O(page) records."""
+    """One page of sessions for ``query``; the store reads O(page) from its indexes."""
+    network = query.network
     user_ids: list[str] | None = None
     too_many = False
     if query.user:
         user_ids = [query.user]
-    if query.q and query.ip_prefix is None:
+    if query.q and network is None:
         found, too_many = _user_search(query.q)
         user_ids = found if user_ids is None else [u for u in user_ids if u in found]
-    if user_ids is not None and query.who == "anonymous":
-        user_ids = []
-    fetch = _fetcher(store, user_ids)
-    predicate = _predicate(dataclasses.replace(query, who="") if user_ids is not None else query)
-    since = query.since
-    offset = query.offset
-    if predicate is None:
-        listing = _page(fetch, since, offset, limit)
-        if user_ids is not None and len(user_ids) == 1 and since is None:
-            listing.total = store.count(user_id=user_ids[0])
-        elif user_ids == []:
-            listing.total = 0
-        elif user_ids is None and since is None:
-            listing.total = estimated_total(store)
-    else:
-        listing = _scan(fetch, predicate, since, offset, limit)
-    listing.too_many_users = too_many
-    return listing
-
-
-def _page(fetch: Fetch, since: datetime | None, offset: int, limit: int) -> Listing:
-    items = fetch(offset, limit + 1)
+    signed_in = SIGNED_IN[query.who]
+    cursor = query.cursor
+    after, skip = (None, None) if cursor is None else cursor
+    # One more row tells whether there is a next page; with COMPAT="express" the cursor's
+    # own row may come back too (see _key_bound).
+    want = limit + (2 if sessionkit_settings.COMPAT == "express" else 1)
+    filters: dict[str, Any] = {"signed_in": signed_in, "ip": network, "after": after}
+    error = ""
+    try:
+        if user_ids is None:
+            items = store.list(**filters, limit=want)
+        else:  # each user's own sessions (an index of their own), merged
+            items = [
+                item for u in user_ids for item in store.list(user_id=u, **filters, limit=want)
+            ]
+            items.sort(key=lambda item: item[0])
+            items.sort(key=lambda item: item[1].last_seen, reverse=True)  # stable: then key
+    except ValueError as exc:  # an IP search this store cannot answer
+        items, error = [], str(exc)
+    items = [item for item in items if session_ref(item[0]) != skip][: limit + 1]
     more = len(items) > limit
     items = items[:limit]
+    since = query.since
     if since is not None:
         recent = [item for item in items if item[1].last_seen >= since]
         more = more and len(recent) == len(items)
         items = recent
+    total = None
+    if since is None and network is None and signed_in is None:
+        if user_ids is None:
+            total = estimated_total(store)
+        elif len(user_ids) == 1:
+            total = store.count(user_id=user_ids[0])
+        elif not user_ids:
+            total = 0
+    next_url = prev_url = None
+    if more and items:
+        trail = ([query.after, *query.back] if query.after else [])[:MAX_BACK]
+        next_url = query.params(after=token(items[-1]), start=query.start + limit, back=trail)
+    if query.after:
+        previous = query.back[0] if query.back else ""
+        start = max(0, query.start - limit) if previous else 0
+        prev_url = query.params(after=previous, start=start, back=query.back[1:])
     return Listing(
         items=items,
-        offset=offset,
-        next_offset=offset + limit if more else None,
-        prev_offset=max(0, offset - limit) if offset else None,
-        total=None,
-    )
-
-
-def _scan(
-    fetch: Fetch,
-    predicate: Callable[[SessionRecord], bool],
-    since: datetime | None,
-    offset: int,
-    limit: int,
-) -> Listing:
-    """Collect up to ``limit`` matches, scanning forward from raw position ``offset``."""
-    found: list[Item] = []
-    position = offset
-    examined = 0
-    cut = False  # reached sessions older than ``since``
-    source_end: int | None = None  # raw position where the source ran out
-    while len(found) < limit and examined < SCAN_BUDGET and not cut and source_end is None:
-        want = min(200, SCAN_BUDGET - examined)
-        batch = fetch(position, want)
-        if len(batch) < want:
-            source_end = position + len(batch)
-        for item in batch:
-            if since is not None and item[1].last_seen < since:
-                cut = True
-                break
-            position += 1
-            examined += 1
-            if predicate(item[1]):
-                found.append(item)
-                if len(found) == limit:
-                    break
-    ended = cut or (source_end is not None and position >= source_end)
-    exhausted = not ended and len(found) < limit
-    return Listing(
-        items=found,
-        offset=offset,
-        next_offset=None if ended else position,
-        prev_offset=0 if offset else None,
-        total=None,
-        budget_exhausted=exhausted,
-        scanned=True,
+        start=query.start,
+        next_url=next_url,
+        prev_url=prev_url,
+        total=total,
+        too_many_users=too_many,
+        error=error,
     )
 
 
@@ -301,15 +334,16 @@ def find_session(
     ref: str,
     *,
     user_ids: Iterable[str] = (),
-    offset: int | None = None,
+    seen: Mapping[str, datetime] | None = None,
 ) -> Item | None:
     """The session whose :func:`session_ref` is ``ref``, or ``None``.
 
     Looked up with the store's ``find_by_prefix`` when it has a key index;
-    otherwise among the sessions of ``user_ids``, then around list position
-    ``offset``, then in the first :data:`RESOLVE_SCAN_LIMIT` sessions.
+    otherwise right where the list showed it (``seen``: its last-seen time, which
+    the list's links carry), then among the sessions of ``user_ids``, then in the
+    first :data:`RESOLVE_SCAN_LIMIT` sessions.
     """
-    found = find_sessions(store, {ref}, user_ids=user_ids, offset=offset)
+    found = find_sessions(store, {ref}, user_ids=user_ids, seen=seen)
     return found.get(ref)
 
 
@@ -318,7 +352,7 @@ def find_sessions(
     refs: set[str],
     *,
     user_ids: Iterable[str] = (),
-    offset: int | None = None,
+    seen: Mapping[str, datetime] | None = None,
 ) -> dict[str, Item]:
     wanted = {ref for ref in refs if is_ref(ref)}
     found: dict[str, Item] = {}
@@ -338,46 +372,18 @@ def find_sessions(
             if len(matches) == 1:
                 found[ref] = matches[0]
         return found
+    for ref, at in (seen or {}).items():
+        if ref in wanted and ref not in found:
+            cursor = Cursor(at, _key_bound(ref, inclusive=True))
+            if take(store.list(after=cursor, limit=5)):
+                return found
     for user_id in dict.fromkeys(user_ids):
-        if take(store.list(user_id=user_id, offset=0, limit=PAGE_SIZE * 4)):
+        if take(store.list(user_id=user_id, limit=PAGE_SIZE * 4)):
             return found
-    if offset is not None and take(
-        store.list(offset=max(0, offset - PAGE_SIZE), limit=PAGE_SIZE * 3)
-    ):
-        return found
-    for examined, item in enumerate(store.iter_all(batch_size=REVOKE_BATCH), start=1):
+    for examined, item in enumerate(store.iter_all(), start=1):
         if take([item]) or examined >= RESOLVE_SCAN_LIMIT:
             break
     return found
-
-
-# --- revoking ---------------------------------------------------------------------
-
-
-def revoke_all_except(store: Store, keep: str | None) -> int:
-    """End every session that existed when this started, except ``keep``; return how many.
-
-    Works a batch at a time (list a page, delete it) so memory stays flat.
-    """
-    started = timezone.now()
-    ended = 0
-    for _pass in range(3):  # sessions touched meanwhile move ahead of the cursor
-        ended_this_pass = 0
-        position = 0
-        while True:
-            batch = store.list(offset=position, limit=REVOKE_BATCH)
-            for key, record in batch:
-                if key == keep or record.created_at > started:
-                    position += 1
-                else:
-                    store.delete(key)
-                    ended_this_pass += 1
-            if len(batch) < REVOKE_BATCH:
-                break
-        ended += ended_this_pass
-        if not ended_this_pass:
-            break
-    return ended
 
 
 # --- presentation -------------------------------------------------------------------
@@ -397,6 +403,11 @@ class Row:
     @property
     def user_id(self) -> str | None:
         return self.record.user_id
+
+    @property
+    def seen(self) -> str:
+        """Its last-seen time as links carry it (see :func:`find_session`)."""
+        return stamp(self.record.last_seen)
 
 
 def _users(ids: Iterable[str]) -> dict[str, Model]:
@@ -477,14 +488,14 @@ def changelist(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpRespon
         (
             "By user",
             [
-                (label, query.params(who=value, offset=0), query.who == value)
+                (label, query.params(who=value, after=""), query.who == value)
                 for value, label in [("", "All"), *WHO_CHOICES.items()]
             ],
         ),
         (
             "Active",
             [
-                (label, query.params(active=value, offset=0), query.active == value)
+                (label, query.params(active=value, after=""), query.active == value)
                 for value, label in [("", "Any time"), ("day", "Last day"), ("hour", "Last hour")]
             ],
         ),
@@ -499,34 +510,43 @@ def changelist(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpRespon
         query=query,
         filters=filters,
         filtered_user=filtered_user,
-        first_row=listing.offset + 1,
-        last_row=listing.offset + len(listing.items),
-        next_url=None if listing.next_offset is None else query.params(offset=listing.next_offset),
-        prev_url=None if listing.prev_offset is None else query.params(offset=listing.prev_offset),
-        clear_url=query.params(user="", q="", who="", active="", offset=0),
+        first_row=listing.start + 1,
+        last_row=listing.start + len(listing.items),
+        next_url=listing.next_url,
+        prev_url=listing.prev_url,
+        first_url=query.first_page() if query.back else None,
+        clear_url=query.params(user="", q="", who="", active="", after=""),
         hint_users=",".join(sorted({r.user_id for r in page_rows if r.user_id})),
+        hint_seen=",".join(f"{r.ref}.{r.seen}" for r in page_rows),
         return_query=query.params()[1:],
         revoke_url=_url(model_admin, "revoke"),
-        scan_budget=SCAN_BUDGET,
     )
     return TemplateResponse(request, "django_sessionkit/admin/session_list.html", context)
 
 
-def _hints(params: QueryDict) -> tuple[list[str], int | None]:
-    users = [u for u in params.get("hint_users", params.get("u", "")).split(",") if u][:50]
-    try:
-        offset: int | None = max(0, int(params.get("hint_offset", params.get("o", ""))))
-    except ValueError:
-        offset = None
-    return users, offset
+def _hints(params: QueryDict) -> tuple[list[str], dict[str, datetime]]:
+    """Where a session was on the page a link or form came from: its user (``u``,
+    ``hint_users``), its last-seen time (``s`` with the ref in the URL, ``hint_seen``)."""
+    users_text = ",".join(params.getlist("hint_users")) or params.get("u", "")
+    users = [u for u in users_text.split(",") if u][:50]
+    seen = {}
+    for entry in ",".join(params.getlist("hint_seen")).split(",")[: PAGE_SIZE * 2]:
+        ref, _, at = entry.partition(".")
+        when = moment(at)
+        if is_ref(ref) and when is not None:
+            seen[ref] = when
+    return users, seen
 
 
 def detail(model_admin: ModelAdmin[Any], request: HttpRequest, ref: str) -> HttpResponse:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     store = get_store()
-    users, offset = _hints(request.GET)
-    item = find_session(store, ref, user_ids=users, offset=offset)
+    users, seen = _hints(request.GET)
+    at = moment(request.GET.get("s", ""))
+    if at is not None:
+        seen[ref] = at
+    item = find_session(store, ref, user_ids=users, seen=seen)
     if item is None:
         raise Http404("No live session with that reference (it may have ended).")
     (row,) = rows([item], current_key(request), model_admin.admin_site.name)
@@ -572,8 +592,8 @@ def revoke(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     user_id = request.POST.get("user", "")
     if action == "selected":
         refs = set(request.POST.getlist("session"))
-        users, offset = _hints(request.POST)
-        targets = list(find_sessions(store, refs, user_ids=users, offset=offset).values())
+        users, seen = _hints(request.POST)
+        targets = list(find_sessions(store, refs, user_ids=users, seen=seen).values())
         if not targets:
             messages.warning(request, "No live session selected (they may have ended already).")
             return HttpResponseRedirect(back)
@@ -611,7 +631,7 @@ def revoke(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     elif action == "user":
         ended = store.delete_for_user(user_id, keep=own)
     else:
-        ended = revoke_all_except(store, own)
+        ended = store.delete_all(keep=own)
     if own_ended:
         logout(request)  # this browser's session is gone: finish signing it out
         return HttpResponseRedirect(reverse(f"{model_admin.admin_site.name}:login"))

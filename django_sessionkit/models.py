@@ -22,7 +22,22 @@ class Session(models.Model):
     class Meta:
         verbose_name = "session"
         verbose_name_plural = "sessions"
-        indexes = [models.Index(fields=["-last_seen"], name="sessionkit_last_seen")]
+        # Store.list: each filter walks one index in its order (most recently seen first,
+        # then key), so a page costs the same at any depth and on any number of rows.
+        indexes = [
+            models.Index(fields=["-last_seen"], name="sessionkit_last_seen"),
+            models.Index(
+                fields=["-last_seen", "key"],
+                name="sessionkit_seen_signed_in",
+                condition=models.Q(user_id__isnull=False),
+            ),
+            models.Index(
+                fields=["-last_seen", "key"],
+                name="sessionkit_seen_anonymous",
+                condition=models.Q(user_id__isnull=True),
+            ),
+            models.Index(fields=["ip", "-last_seen", "key"], name="sessionkit_ip_seen"),
+        ]
 
     def __str__(self) -> str:
         return self.key[:12]

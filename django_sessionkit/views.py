@@ -36,7 +36,7 @@ def _user_id(request: HttpRequest) -> str:
 def session_list(request: HttpRequest) -> HttpResponse:
     store = get_store()
     user_id = _user_id(request)
-    items = store.list(user_id=user_id, offset=0, limit=MAX_USER_SESSIONS)
+    items = store.list(user_id=user_id, limit=MAX_USER_SESSIONS)
     own = current_key(request)
     page_rows = rows(items, own)
     page_rows.sort(key=lambda row: not row.is_current)  # this device first
@@ -55,7 +55,7 @@ def end_session(request: HttpRequest) -> HttpResponse:
     store = get_store()
     ref = request.POST.get("session", "")
     own = current_key(request)
-    mine = store.list(user_id=_user_id(request), offset=0, limit=MAX_USER_SESSIONS)
+    mine = store.list(user_id=_user_id(request), limit=MAX_USER_SESSIONS)
     key = next((key for key, _ in mine if session_ref(key) == ref), None)
     if key is None:
         raise Http404("No such session of yours.")

@@ -14,7 +14,7 @@ from django.db import connections
 from django.utils import timezone
 
 from django_sessionkit.stores import get_store
-from django_sessionkit.stores.base import SessionRecord, Store
+from django_sessionkit.stores.base import Cursor, IPFilter, SessionRecord, Store
 from tests.store_contract import make_record, new_key
 
 
@@ -90,9 +90,17 @@ class ThroughInterface(Store):
         return self.inner.count(user_id=user_id)
 
     def list(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
     ) -> list[tuple[str, SessionRecord]]:
-        return self.inner.list(user_id=user_id, offset=offset, limit=limit)
+        return self.inner.list(
+            user_id=user_id, signed_in=signed_in, ip=ip, after=after, limit=limit
+        )
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         return self.inner.delete_for_user(user_id, keep=keep)

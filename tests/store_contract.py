@@ -18,9 +18,12 @@ from django.utils import timezone
 from django_sessionkit.stores.base import (
     Changes,
     CreateError,
+    Cursor,
     SessionRecord,
     Store,
     UpdateError,
+    as_network,
+    matches,
 )
 
 
@@ -45,6 +48,73 @@ def make_record(data: dict[str, object] | None = None, **fields: object) -> Sess
 
 def close_to(a: datetime, b: datetime, seconds: float = 1.0) -> bool:
     return abs((a - b).total_seconds()) <= seconds
+
+
+#: Addresses the listing tests spread their sessions over (None: no address known).
+ADDRESSES = [
+    "192.0.2.7",
+    "192.0.2.9",
+    "198.51.100.20",
+    "10.1.2.3",
+    "10.1.200.4",
+    "10.17.0.1",
+    "2001:db8::1",
+    "2001:db8:5::9",
+    "2001:db9::1",
+    None,
+]
+
+#: Filter combinations the listing must answer, each checked against a plain reference.
+FILTERS: list[dict[str, object]] = [
+    {},
+    {"signed_in": True},
+    {"signed_in": False},
+    {"ip": "192.0.2.7"},
+    {"ip": "192.0.2.0/24"},
+    {"ip": "10.0.0.0/8"},
+    {"ip": "10.0.0.0/12"},
+    {"ip": "10.1.0.0/16"},
+    {"ip": "203.0.113.0/24"},
+    {"ip": "2001:db8::1"},
+    {"ip": "2001:db8::/32"},
+    {"ip": "10.0.0.0/8", "signed_in": True},
+    {"ip": "192.0.2.7", "signed_in": False},
+    {"user_id": "1", "ip": "10.0.0.0/8"},
+    {"user_id": "2", "signed_in": False},
+    {"user_id": "3", "signed_in": True},
+]
+
+
+def walk(store: Store, limit: int, **filters: object) -> list[str]:
+    """Every key a filter lists, page by page with cursors (each page at most ``limit``)."""
+    keys: list[str] = []
+    after = None
+    while True:
+        page = store.list(after=after, limit=limit, **filters)  # type: ignore[arg-type]
+        assert len(page) <= limit
+        keys += [key for key, _ in page]
+        if len(page) < limit:
+            return keys
+        after = Cursor.of(page[-1])
+
+
+def reference(items: list[tuple[str, SessionRecord]], **filters: object) -> list[str]:
+    """What ``Store.list`` must return for ``filters``, computed the plain way."""
+    ip = filters.get("ip")
+    network = None if ip is None else as_network(str(ip))
+    kept = [
+        (key, record)
+        for key, record in items
+        if matches(
+            record,
+            user_id=filters.get("user_id"),  # type: ignore[arg-type]
+            signed_in=filters.get("signed_in"),  # type: ignore[arg-type]
+            network=network,
+        )
+    ]
+    kept.sort(key=lambda item: item[0])
+    kept.sort(key=lambda item: item[1].last_seen, reverse=True)
+    return [key for key, _ in kept]
 
 
 class StoreContract:
@@ -218,10 +288,95 @@ class StoreContract:
         assert store.count() == 5
         assert store.count(user_id="1") == 2
         first_page = store.list(limit=3)
-        second_page = store.list(offset=3, limit=3)
+        second_page = store.list(after=Cursor.of(first_page[-1]), limit=3)
         assert [k for k, _ in first_page + second_page] == keys
         assert [k for k, _ in store.list(user_id="1")] == [keys[1], keys[3]]
         assert [k for k, _ in store.iter_all(batch_size=2)] == keys
+
+    # --- listing: filters and cursor paging -----------------------------------
+
+    def fill(self, store: Store, n: int = 24) -> list[tuple[str, SessionRecord]]:
+        """``n`` live sessions over :data:`ADDRESSES`, signed in or not, three per moment
+        (ties are ordered by key), and two expired ones that no listing may show."""
+        base = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+        items = []
+        for i in range(n):
+            key, _ = self.create(
+                store,
+                last_seen=base + timedelta(seconds=(i // 3) * 7),
+                user_id=None if i % 3 == 0 else str(i % 4),
+                ip=ADDRESSES[i % len(ADDRESSES)],
+            )
+            loaded = store.load(key)
+            assert loaded is not None
+            items.append((key, loaded))
+        past = timezone.now() - timedelta(seconds=1)
+        self.create(store, expires_at=past, ip="10.1.2.3", user_id="1", last_seen=base)
+        self.create(store, expires_at=past, ip="2001:db8::1", last_seen=base)
+        return items
+
+    def test_filters_and_cursor_paging_agree_with_a_reference(self, store: Store) -> None:
+        items = self.fill(store)
+        for filters in FILTERS:
+            expected = reference(items, **filters)
+            for limit in (1, 4, 50):
+                assert walk(store, limit, **filters) == expected, (filters, limit)
+        assert reference(items, ip="10.0.0.0/12") and reference(items, signed_in=False)
+
+    def test_a_cursor_key_may_be_a_bound(self, store: Store) -> None:
+        items = self.fill(store, n=9)
+        keys = reference(items)
+        first = store.list(limit=4)
+        key, record = first[-1]
+        # After every key with this prefix (what the admin passes), or before all of them.
+        assert [k for k, _ in store.list(after=Cursor(record.last_seen, key[:12] + "g"))] == (
+            keys[4:]
+        )
+        assert [k for k, _ in store.list(after=Cursor(record.last_seen, key[:12]))] == (keys[3:])
+        assert store.list(after=Cursor(timezone.now() - timedelta(days=1), "")) == []
+
+    def test_an_unknown_ip_filter_is_a_value_error(self, store: Store) -> None:
+        with pytest.raises(ValueError):
+            store.list(ip="not-an-address")
+
+    def test_filtered_listings_follow_saves_and_deletes(self, store: Store) -> None:
+        key, saved = self.create(store, ip="192.0.2.50")
+        assert [k for k, _ in store.list(signed_in=False)] == [key]
+        assert [k for k, _ in store.list(ip="192.0.2.50")] == [key]
+        saved.user_id, saved.ip = "77", "198.51.100.7"  # a login from another network
+        saved = store.save(key, saved, changes=Changes())
+        assert store.list(signed_in=False) == []
+        assert [k for k, _ in store.list(signed_in=True)] == [key]
+        assert store.list(ip="192.0.2.0/24") == []
+        assert [k for k, _ in store.list(ip="198.51.100.0/24", signed_in=True)] == [key]
+        saved.ip = None
+        store.save(key, saved, changes=Changes())
+        assert store.list(ip="198.51.100.7") == []
+        assert [k for k, _ in store.list(signed_in=True)] == [key]
+        store.delete(key)
+        assert store.list(signed_in=True) == [] and store.list() == []
+
+    def test_touch_moves_a_session_up_in_filtered_listings(self, store: Store) -> None:
+        now = timezone.now()
+        older, _ = self.create(store, user_id="5", ip="10.9.9.9", last_seen=now)
+        newer, _ = self.create(store, user_id="6", ip="10.9.9.9", last_seen=now)
+        for filters in ({}, {"signed_in": True}, {"ip": "10.9.9.9"}, {"ip": "10.9.0.0/16"}):
+            assert [k for k, _ in store.list(**filters)] == sorted([older, newer]), filters
+        assert store.touch(older, now + timedelta(hours=2), now + timedelta(seconds=5))
+        for filters in ({}, {"signed_in": True}, {"ip": "10.9.9.9"}, {"ip": "10.9.0.0/16"}):
+            assert [k for k, _ in store.list(**filters)] == [older, newer], filters
+
+    def test_delete_all_keeps_one_and_ends_every_other(self, store: Store) -> None:
+        keys = [k for k, _ in self.fill(store, n=7)]
+        keep = keys[3]
+        assert store.delete_all(keep=keep) == 6
+        assert [k for k, _ in store.list()] == [keep]
+        assert all(store.load(k) is None for k in keys if k != keep)
+        assert store.count() == 1
+        later, _ = self.create(store, ip="192.0.2.7")
+        assert [k for k, _ in store.list(ip="192.0.2.7")] == [later]
+        assert store.delete_all() == 2
+        assert store.list() == [] and store.list(signed_in=False) == []
 
     def test_delete_for_user_keeps_the_named_session(self, store: Store) -> None:
         mine = [self.create(store, user_id="9")[0] for _ in range(3)]
@@ -269,9 +424,13 @@ class StoreContract:
             assert await store.atouch(key, timezone.now() + timedelta(hours=3), timezone.now())
             assert await store.acount() == 1
             assert [k for k, _ in await store.alist()] == [key]
+            assert [k for k, _ in await store.alist(signed_in=False, ip="192.0.2.0/24")] == [key]
+            assert await store.alist(signed_in=True) == []
             await store.adelete(key)
             assert await store.aload(key) is None
             assert await store.adelete_for_user("nobody") == 0
+            await store.asave(new_key(), make_record(), must_create=True)
+            assert await store.adelete_all() == 1
 
         # async_to_sync, as Django's own async tests do: the ORM's thread-sensitive calls
         # then run on this thread and see the test's transaction.

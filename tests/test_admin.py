@@ -16,10 +16,12 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from django_sessionkit import cookies
+from django_sessionkit.admin_views import ip_search
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import SessionRecord, Store
+from django_sessionkit.stores.database import DatabaseStore
 from tests.factories import UserFactory
-from tests.redis_fixtures import delete_prefix, new_prefix
+from tests.redis_fixtures import sessionkit_on
 
 pytestmark = pytest.mark.django_db
 
@@ -32,24 +34,30 @@ LIST = "/admin/django_sessionkit/session/"
 REVOKE = LIST + "revoke/"
 
 
-@pytest.fixture(params=["database", "redis"])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        "redis",
+        "redis-cluster",
+    ]
+)
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The configured store: DatabaseStore, then RedisStore on our own redis-server."""
-    if request.param == "database":
+    """The configured store: DatabaseStore on SQLite and on PostgreSQL, then RedisStore on
+    our own redis-server and on our own 3-master Redis Cluster."""
+    if request.param == "sqlite":
         yield get_store()
         return
-    server = request.getfixturevalue("redis_standalone")
-    prefix = new_prefix()
-    config = {
-        "BACKEND": "django_sessionkit.stores.redis.RedisStore",
-        "LOCATION": server.url,
-        "OPTIONS": {"PREFIX": prefix},
-    }
-    with override_settings(SESSIONKIT={"STORE": config}):
-        configured = get_store()
+    if request.param == "postgresql":
+        alias = request.getfixturevalue("pg_alias")
+        with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
+            yield get_store()
+        return
+    setup = request.getfixturevalue(
+        "redis_standalone" if request.param == "redis" else "redis_cluster"
+    )
+    with sessionkit_on(setup) as configured:
         yield configured
-        configured.close()
-    delete_prefix(server, prefix)
 
 
 def sid_of(client: Client) -> str:
@@ -190,34 +198,51 @@ def test_search_by_username_email_and_ip(store: Store, admin: Client) -> None:
     assert response.context["listing"].total == 1
 
 
-def test_paging_asks_the_store_for_one_page(
+def spy_on_list(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of every ``store.list`` call from now on."""
+    asked: list[dict[str, Any]] = []
+    real_list = store.list
+
+    def spy(**kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return real_list(**kwargs)
+
+    monkeypatch.setattr(store, "list", spy)
+    return asked
+
+
+def test_paging_asks_the_store_for_one_page_after_a_cursor(
     store: Store, admin: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = timezone.now()
     for i in range(119):
         stored(store, last_seen=now - timedelta(seconds=i + 1))
-    asked: list[tuple[int, int]] = []
-    real_list = store.list
-
-    def spy(**kwargs: Any) -> Any:
-        asked.append((kwargs.get("offset", 0), kwargs.get("limit", 50)))
-        return real_list(**kwargs)
-
-    monkeypatch.setattr(store, "list", spy)
+    asked = spy_on_list(store, monkeypatch)
     seen: list[str] = []
+    pages: list[list[str]] = []
     url: str | None = LIST
-    pages = 0
     while url:
         response = admin.get(url if url.startswith("/") else LIST + url)
-        seen += [row.ref for row in response.context["rows"]]
+        pages.append([row.ref for row in response.context["rows"]])
+        seen += pages[-1]
         url = response.context["next_url"]
-        pages += 1
-    assert pages == 3 and len(seen) == 120 == len(set(seen))  # 119 + the admin's own
-    assert max(limit for _, limit in asked) <= 51  # never more than a page (+1 to peek)
-    assert "Sessions 101\u2013120" in response.content.decode()
+        assert response.context["listing"].items, "a Next link never leads to an empty page"
+    assert len(pages) == 3 and len(seen) == 120 == len(set(seen))  # 119 + the admin's own
+    assert all(call["limit"] <= 51 for call in asked)  # a page, and one row to peek
+    assert [call["after"] is None for call in asked] == [True, False, False]
+    page = response.content.decode()
+    assert "Sessions 101\u2013120" in page
+    assert all(key_of(admin) not in link for link in (page, *map(str, asked)))
+    # Previous, then Previous again: the same pages as on the way down.
+    back = admin.get(LIST + response.context["prev_url"])
+    assert [row.ref for row in back.context["rows"]] == pages[1]
+    assert "Sessions 51\u2013100" in back.content.decode()
+    first = admin.get(LIST + back.context["prev_url"])
+    assert [row.ref for row in first.context["rows"]] == pages[0]
+    assert first.context["prev_url"] is None
 
 
-def test_scanned_filter_pages_on(store: Store, admin: Client) -> None:
+def test_filtered_pages_go_on_after_a_cursor(store: Store, admin: Client) -> None:
     now = timezone.now()
     for i in range(60):
         stored(store, last_seen=now - timedelta(seconds=i + 1))
@@ -225,7 +250,62 @@ def test_scanned_filter_pages_on(store: Store, admin: Client) -> None:
     assert len(first.context["rows"]) == 50
     second = admin.get(LIST + first.context["next_url"])
     assert len(second.context["rows"]) == 10
+    assert second.context["next_url"] is None
     assert not {r.ref for r in first.context["rows"]} & {r.ref for r in second.context["rows"]}
+    assert all(r.user_id is None for r in second.context["rows"])
+
+
+def test_a_rare_address_is_one_indexed_lookup(
+    store: Store, admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = timezone.now()
+    for i in range(150):  # newer sessions from elsewhere, and two old ones from 192.0.2.77
+        stored(store, last_seen=now - timedelta(seconds=i + 1), ip=f"10.0.{i // 100}.{i}")
+    rare = [stored(store, last_seen=now - timedelta(days=1, seconds=i)) for i in range(2)]
+    signed_in = stored(store, user_id=str(user("dora").pk), ip="192.0.2.77")
+    asked = spy_on_list(store, monkeypatch)
+    response = admin.get(LIST, {"q": "192.0.2.7"})
+    assert [r.ref for r in response.context["rows"]] == [key[:12] for key in rare]
+    assert len(asked) == 1 and str(asked[0]["ip"]) == "192.0.2.7/32"
+    refs = lambda query: [r.ref for r in admin.get(LIST + query).context["rows"]]  # noqa: E731
+    assert refs("?q=192.0.2.77&who=signed-in") == [signed_in[:12]]
+    assert refs("?q=192.0.2.") == [signed_in[:12]] + [key[:12] for key in rare]
+    assert len(refs("?q=10.0.1.")) == 50  # 10.0.1.0/24
+    assert len(refs("?q=10.0.0.0/23")) == 50
+
+
+def test_an_ip_search_a_store_cannot_answer_says_so(store: Store, admin: Client) -> None:
+    response = admin.get(LIST, {"q": "2001:0:"})  # 2001::/32: a zero group
+    assert response.status_code == 200
+    sqlite = isinstance(store, DatabaseStore) and store.alias == "default"
+    assert bool(response.context["listing"].error) == sqlite
+    if sqlite:
+        assert "cannot be answered here" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "network"),
+    [
+        ("192.168.", "192.168.0.0/16"),
+        ("192.168", "192.168.0.0/16"),
+        ("10.", "10.0.0.0/8"),
+        ("10.1.2", "10.1.2.0/24"),
+        ("10.1.2.", "10.1.2.0/24"),
+        ("10.1.2.3", "10.1.2.3/32"),
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("10.1.2.3/8", "10.0.0.0/8"),
+        ("2001:db8:", "2001:db8::/32"),
+        ("2001:db8::1", "2001:db8::1/128"),
+        ("2001:db8::/48", "2001:db8::/48"),
+        ("10", None),
+        ("300.1.", None),
+        ("alice", None),
+        ("bob@example.test", None),
+    ],
+)
+def test_what_the_search_box_takes_for_an_ip(text: str, network: str | None) -> None:
+    found = ip_search(text)
+    assert (None if found is None else str(found)) == network
 
 
 # --- detail -------------------------------------------------------------------------
@@ -271,6 +351,26 @@ def test_detail_found_without_hints(store: Store, admin: Client) -> None:
     assert admin.get(f"{LIST}{key[:12]}/").status_code == 200
 
 
+def test_detail_link_finds_the_session_where_the_list_showed_it(
+    store: Store, admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = timezone.now()
+    keys = [stored(store, last_seen=now - timedelta(seconds=i + 1)) for i in range(80)]
+    page = admin.get(LIST + "?who=anonymous")
+    page = admin.get(LIST + page.context["next_url"])
+    row = page.context["rows"][-1]
+    assert row.ref in {key[:12] for key in keys}
+    link = f"{LIST}{row.ref}/?s={row.seen}"
+    assert link in page.content.decode()
+
+    def no_scan(**kwargs: Any) -> Any:
+        raise AssertionError("the hint should have found it")
+
+    monkeypatch.setattr(store, "iter_all", no_scan)
+    response = admin.get(link)
+    assert response.status_code == 200 and response.context["row"].ref == row.ref
+
+
 # --- revoking ---------------------------------------------------------------------
 
 
@@ -300,11 +400,22 @@ def test_revoke_every_session_of_a_user(store: Store, admin: Client) -> None:
     assert whoami(phone) is None and whoami(laptop) is None and whoami(bob) == "bob"
 
 
-def test_revoke_all_except_own(store: Store, admin: Client) -> None:
+def test_revoke_all_except_own(
+    store: Store, admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clients = [browser("alice"), browser("bob"), browser(None)]
     for _ in range(3):
         stored(store)
+    calls: list[str | None] = []
+    real_delete_all = store.delete_all
+
+    def spy(*, keep: str | None = None) -> int:
+        calls.append(keep)
+        return real_delete_all(keep=keep)
+
+    monkeypatch.setattr(store, "delete_all", spy)
     response = confirm(admin, action="others")
+    assert calls == [key_of(admin)]  # the store's own delete, in one call
     assert "6 sessions were ended." in response.content.decode()
     assert all(whoami(c) is None for c in clients[:2])
     assert whoami(admin) == "admin"

@@ -7,6 +7,7 @@ One simulated browser holds one ``connect.sid`` cookie and sends it to both apps
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from tests.express_peer import (
 )
 from tests.redis_fixtures import delete_prefix, new_prefix
 from tests.redis_servers import Standalone
-from tests.store_contract import StoreContract, close_to
+from tests.store_contract import StoreContract, close_to, make_record
 
 pytestmark = pytest.mark.django_db
 
@@ -276,6 +277,48 @@ def test_logout_on_django_ends_the_session_on_express(peer: Peer, user: Any) -> 
     assert browser.express(app, "/me").status == 401
 
 
+def test_ending_every_session_reaches_those_express_created(peer: Peer) -> None:
+    app = peer.express([NEW])
+    express_only, both = Browser(), Browser()
+    express_only.express(app, "/")  # no sessionkit metadata in this one
+    both.express(app, "/")
+    with peer.django([NEW]):
+        both.django("/count/")
+        store = get_store()
+        assert {k for k, _ in store.list(signed_in=False)} == {express_only.sid, both.sid}
+        assert store.delete_all(keep=both.sid) == 1
+    assert peer.keys() == [peer.prefix + both.sid]
+    assert express_only.express(app, "/").json() == {"views": 1}  # starts over
+
+
+def test_the_admin_pages_through_sessions_in_express_layout(peer: Peer, admin_user: Any) -> None:
+    """Keys are the ids here: links carry a last-seen time and the ref (a hash) only."""
+    now = timezone.now().replace(microsecond=0)
+    with peer.django([NEW]):
+        store = get_store()
+        keys = [
+            store.save(sid, make_record(last_seen=now - timedelta(seconds=i)), must_create=True)
+            and sid
+            for i, sid in enumerate(secrets.token_urlsafe(24) for _ in range(60))
+        ]
+        client = Client()  # force_login would set Django's cookie, not connect.sid
+        assert client.get(f"/login/{admin_user.username}/").status_code == 200
+        refs: list[str] = []
+        listing = "/admin/django_sessionkit/session/"
+        url: str | None = ""
+        while url is not None:
+            response = client.get(listing + url)
+            assert response.status_code == 200, response.content[:300]
+            page = response.content.decode()
+            assert not any(sid in page for sid in keys)  # never an id
+            refs += [row.ref for row in response.context["rows"]]
+            url = response.context["next_url"]
+        assert len(refs) == len(set(refs)) == 61  # and the admin's own
+        row = response.context["rows"][-1]
+        detail = client.get(f"{listing}{row.ref}/?s={row.seen}")
+        assert detail.status_code == 200 and detail.context["row"].ref == row.ref
+
+
 # --- secrets ----------------------------------------------------------------------
 
 
@@ -409,6 +452,16 @@ class TestExpressRedisStoreContract(StoreContract):
         assert loaded.version == saved.version
         assert close_to(loaded.expires_at, later)
         assert close_to(loaded.last_seen, saved.last_seen)
+
+    def test_touch_moves_a_session_up_in_filtered_listings(self, store: Store) -> None:
+        """connect-redis's touch keeps last_seen (above): the order changes at the next save."""
+        now = timezone.now()
+        older, saved = self.create(store, user_id="5", ip="10.9.9.9", last_seen=now)
+        newer, _ = self.create(store, user_id="6", ip="10.9.9.9", last_seen=now)
+        saved.last_seen = now + timedelta(seconds=5)
+        store.save(older, saved, changes=Changes())
+        for filters in ({}, {"signed_in": True}, {"ip": "10.9.9.9"}, {"ip": "10.9.0.0/16"}):
+            assert [k for k, _ in store.list(**filters)] == [older, newer], filters
 
     def test_purge_expired_removes_only_expired_sessions_in_batches(self, store: Store) -> None:
         """Redis expires connect-redis's keys itself: an expired create is never stored."""

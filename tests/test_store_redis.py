@@ -21,7 +21,14 @@ from django_sessionkit.stores.base import Changes, StoreUnavailable
 from django_sessionkit.stores.redis import RedisStore
 from tests.redis_fixtures import FAST_FAILURE, delete_prefix, make_store
 from tests.redis_servers import Cluster, SentinelSetup, Standalone
-from tests.store_contract import StoreContract, make_record, new_key
+from tests.store_contract import (
+    FILTERS,
+    StoreContract,
+    make_record,
+    new_key,
+    reference,
+    walk,
+)
 
 Setup = Standalone | Cluster | SentinelSetup
 
@@ -153,6 +160,69 @@ class RedisContractExtras(StoreContract):
         assert store.delete_for_user("1") == 0
         assert store.load(key) is not None
         assert store.delete_for_user("2") == 1
+
+    # --- the who- and per-address indexes --------------------------------------------
+
+    def older_layout(self, store: RedisStore, **fields: Any) -> str:
+        """A session as versions before the who- and per-address indexes wrote it: the
+        hash, and entries in the exp and seen sets only."""
+        key = new_key()
+        record = make_record(**fields)
+        now_us = int(timezone.now().timestamp() * 1_000_000)
+        raw = redis_client_of(store)
+        values = {"v": 1, "e": now_us + 3_600_000_000, "c": now_us, "l": now_us, "d:views": "1"}
+        for name, value in (("u", record.user_id), ("ip", record.ip)):
+            if value is not None:
+                values[name] = value
+        raw.hset(store.session_key(key), mapping=values)
+        raw.pexpireat(store.session_key(key), now_us // 1000 + 3_600_000)
+        raw.zadd(store.exp_index, {key: now_us + 3_600_000_000})
+        raw.zadd(store.seen_index, {key: -now_us})
+        return key
+
+    def test_sessions_of_the_older_layout_are_placed_at_their_next_touch_or_save(
+        self, store: RedisStore
+    ) -> None:
+        touched = self.older_layout(store, user_id="4", ip="192.0.2.44")
+        saved = self.older_layout(store, ip="192.0.2.45")
+        assert {k for k, _ in store.list()} == {touched, saved}  # listed as before
+        assert store.list(signed_in=True) == [] and store.list(ip="192.0.2.0/24") == []
+        later = timezone.now() + timedelta(seconds=1)
+        assert store.touch(touched, later + timedelta(hours=1), later)
+        assert [k for k, _ in store.list(signed_in=True)] == [touched]
+        assert [k for k, _ in store.list(ip="192.0.2.44")] == [touched]
+        record = store.load(saved)
+        assert record is not None
+        store.save(saved, record, changes=Changes())
+        assert [k for k, _ in store.list(signed_in=False)] == [saved]
+        assert [k for k, _ in store.list(ip="192.0.2.0/24")] == [touched, saved]
+        assert store.delete_all() == 2
+        assert index_keys(store) == []
+
+    def test_indexes_are_left_empty_when_every_session_is_gone(self, store: RedisStore) -> None:
+        past = timezone.now() - timedelta(seconds=1)
+        expired = [self.create(store, ip="10.0.0.1", expires_at=past)[0] for _ in range(3)]
+        key, saved = self.create(store, user_id="8", ip="10.0.0.2")
+        other, _ = self.create(store, ip="2001:db8::7")
+        saved.ip = "10.0.0.3"  # the old address's sets go when it has no session left
+        saved = store.save(key, saved, changes=Changes())
+        names = index_keys(store)
+        assert f"{store.index_base}ip:4{bytes([10, 0, 0, 3]).hex()}:i" in names
+        assert not any(bytes([10, 0, 0, 2]).hex() in name for name in names)
+        assert list(store.purge_expired(batch_size=2)) == [2, 1]
+        assert all(store.load(k) is None for k in expired)
+        store.delete(other)
+        store.delete_for_user("8")
+        assert index_keys(store) == []
+
+    def test_a_walk_goes_on_over_several_calls(
+        self, store: RedisStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        items = self.fill(store)
+        monkeypatch.setattr("django_sessionkit.stores.redis.WALK_LIMIT", 2)
+        for filters in FILTERS:
+            if "ip" in filters:
+                assert walk(store, 1, **filters) == reference(items, **filters), filters
 
 
 class TestRedisStandalone(RedisContractExtras):
@@ -299,6 +369,8 @@ def test_round_trips_per_operation(
         record = make_record(data={"a": 1}, user_id="1")
 
         one_trip = 1 if mode == "standalone" else len(setup.clients())
+        # On a Cluster the index side (one slot) runs its own script in the same pipeline.
+        scripts = 1 if mode == "standalone" else 2
 
         def check(sends: Counter[int]) -> None:
             # One write per node (a Cluster pipeline goes to its nodes in parallel).
@@ -309,8 +381,8 @@ def test_round_trips_per_operation(
             setup, lambda: created.update(r=store.save(key, record, must_create=True))
         )
         check(sends)
-        # commandstats also counts the calls a script makes: the script ran once.
-        assert commands["evalsha"] == 1, commands
+        # commandstats also counts the calls a script makes: each script ran once.
+        assert commands["evalsha"] == scripts, commands
         if mode == "standalone":
             assert sum(sends.values()) == 1
 
@@ -323,13 +395,13 @@ def test_round_trips_per_operation(
             setup, lambda: store.save(key, saved, changes=Changes(set={"a": 2}))
         )
         check(sends)
-        assert commands["evalsha"] == 1, commands
+        assert commands["evalsha"] == scripts, commands
 
         commands, sends = trips.measure(
             setup, lambda: store.touch(key, timezone.now() + timedelta(hours=2), timezone.now())
         )
         check(sends)
-        assert commands["evalsha"] == 1 and "hset" in commands, commands
+        assert commands["evalsha"] == scripts and "hset" in commands, commands
 
         commands, sends = trips.measure(setup, lambda: store.delete(key))
         check(sends)
@@ -531,6 +603,12 @@ def redis_client_of(store: RedisStore) -> Any:
     from django_sessionkit.stores import redis_client
 
     return redis_client.build_sync(store.config)
+
+
+def index_keys(store: RedisStore) -> list[str]:
+    """The keys of the store's indexes (``P{idx}:…``) that hold anything, sorted."""
+    raw = redis_client_of(store)
+    return sorted({_text(k) for k in raw.scan_iter(match=store.index_base + "*", count=1000)})
 
 
 def dump_prefix(setup: Setup, prefix: str) -> list[str]:

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 
 from django_sessionkit import cookies
 from django_sessionkit.conf import sessionkit_settings
-from django_sessionkit.stores.base import SessionRecord, Store
+from django_sessionkit.stores.base import Cursor, IPFilter, SessionRecord, Store
 
 #: Length of the key prefix the commands show.
 HANDLE_LENGTH = 12
@@ -102,14 +102,15 @@ def usernames(user_ids: Iterable[str | None]) -> dict[str, str]:
 
 
 def pages(
-    store: Store, *, user_id: str | None, page_size: int = 500
+    store: Store, *, user_id: str | None, ip: IPFilter | None = None, page_size: int = 500
 ) -> Iterator[list[tuple[str, SessionRecord]]]:
-    """Live sessions (one user's, or all), newest activity first, one page at a time."""
-    offset = 0
+    """Live sessions (one user's, or all; from one address or network), newest activity
+    first, one page at a time, each going on after the last row of the one before."""
+    after = None
     while True:
-        page = store.list(user_id=user_id, offset=offset, limit=page_size)
+        page = store.list(user_id=user_id, ip=ip, after=after, limit=page_size)
         if page:
             yield page
         if len(page) < page_size:
             return
-        offset += page_size
+        after = Cursor.of(page[-1])

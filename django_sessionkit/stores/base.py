@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.utils import timezone
 
 __all__ = [
     "Changes",
     "CorruptSession",
     "CreateError",
+    "Cursor",
+    "IPFilter",
+    "IPNetwork",
     "SessionRecord",
     "Store",
     "StoreUnavailable",
@@ -117,6 +122,77 @@ class SessionRecord:
         return dataclasses.replace(self, data=data, version=version)
 
 
+@dataclasses.dataclass(frozen=True)
+class Cursor:
+    """A position in the listing order: most recently seen first, then by key.
+
+    ``Store.list(after=cursor)`` returns the sessions strictly after it: seen
+    before ``last_seen``, or seen at that very moment with a key greater than
+    ``key``. ``key`` is a bound, not necessarily a stored key: the admin, which
+    never puts a whole key in a page, passes a key prefix followed by ``"g"``
+    (greater than any hex digit), which is after every key with that prefix.
+    """
+
+    last_seen: datetime
+    key: str
+
+    @classmethod
+    def of(cls, item: tuple[str, SessionRecord]) -> Cursor:
+        """The cursor of a listed session: ``list(after=it)`` goes on after that row."""
+        key, record = item
+        return cls(record.last_seen, key)
+
+    def comes_before(self, key: str, record: SessionRecord) -> bool:
+        """True when ``(key, record)`` comes after this cursor in the listing order."""
+        return record.last_seen < self.last_seen or (
+            record.last_seen == self.last_seen and key > self.key
+        )
+
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: What ``Store.list(ip=…)`` accepts: an address or a network, as text or an ``ipaddress`` object.
+IPFilter: TypeAlias = str | ipaddress.IPv4Address | ipaddress.IPv6Address | IPNetwork
+
+
+def as_network(ip: IPFilter) -> IPNetwork:
+    """The network an IP filter stands for: an address is its own ``/32`` or ``/128``.
+
+    Text is an address (``192.0.2.7``, ``2001:db8::1``) or a network in CIDR form
+    (``10.0.0.0/8``; host bits are ignored: ``10.1.2.3/8`` is ``10.0.0.0/8``).
+    Raises ``ValueError`` for anything else.
+    """
+    if isinstance(ip, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return ip
+    if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return ipaddress.ip_network(ip)
+    return ipaddress.ip_network(str(ip).strip(), strict=False)
+
+
+def in_network(ip: str | None, network: IPNetwork) -> bool:
+    """True when the stored address ``ip`` lies in ``network`` (False for none or garbage)."""
+    if not ip:
+        return False
+    try:
+        return ipaddress.ip_address(ip) in network
+    except ValueError:
+        return False
+
+
+def matches(
+    record: SessionRecord,
+    *,
+    user_id: str | None = None,
+    signed_in: bool | None = None,
+    network: IPNetwork | None = None,
+) -> bool:
+    """True when ``record`` passes the filters of :meth:`Store.list`."""
+    if user_id is not None and record.user_id != user_id:
+        return False
+    if signed_in is not None and (record.user_id is not None) != signed_in:
+        return False
+    return network is None or in_network(record.ip, network)
+
+
 class Store:
     """Base class of the storage backends.
 
@@ -191,20 +267,56 @@ class Store:
         raise NotImplementedError
 
     def list(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
-    ) -> list[tuple[str, SessionRecord]]:
-        """One page of live sessions, most recently seen first."""
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
+    ) -> builtins.list[tuple[str, SessionRecord]]:
+        """One page of live sessions: most recently seen first, then by key.
+
+        Filters combine: ``user_id`` (one user's sessions), ``signed_in`` (``True``
+        only signed-in sessions, ``False`` only anonymous ones), ``ip`` (an address,
+        or a network: see :func:`as_network`). ``after`` is the :class:`Cursor` of the
+        last row of the previous page (keyset paging: no offsets, so a deep page costs
+        what the first one does). Fewer than ``limit`` rows means there are no more.
+        A store answers each filter from an index: the work is in proportion to the
+        page, not to the number of sessions (see each store's documentation for the
+        exceptions).
+        """
         raise NotImplementedError
 
     def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
-        """Every live session, fetched ``batch_size`` at a time."""
-        offset = 0
+        """Every live session, fetched ``batch_size`` at a time, most recently seen first.
+
+        Each page goes on after the last row of the one before (a :class:`Cursor`): a
+        session seen while this runs moves to the front, behind the cursor, so it may be
+        left out; none is returned twice.
+        """
+        after = None
         while True:
-            page = self.list(offset=offset, limit=batch_size)
+            page = self.list(after=after, limit=batch_size)
             yield from page
             if len(page) < batch_size:
                 return
-            offset += batch_size
+            after = Cursor.of(page[-1])
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """End every live session that existed when this started, except ``keep``.
+
+        Returns how many were ended. Sessions created meanwhile are left alone. This
+        default walks :meth:`iter_all` and deletes one session at a time; stores override
+        it with one statement (database) or batches over their index (Redis).
+        """
+        started = timezone.now()
+        ended = 0
+        for key, record in self.iter_all():  # a deleted row is behind the cursor: safe
+            if key != keep and record.created_at <= started:
+                self.delete(key)
+                ended += 1
+        return ended
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         """End every session of one user except ``keep``; return how many."""
@@ -271,9 +383,20 @@ class Store:
         return await sync_to_async(self.count)(user_id=user_id)
 
     async def alist(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
     ) -> builtins.list[tuple[str, SessionRecord]]:
-        return await sync_to_async(self.list)(user_id=user_id, offset=offset, limit=limit)
+        return await sync_to_async(self.list)(
+            user_id=user_id, signed_in=signed_in, ip=ip, after=after, limit=limit
+        )
+
+    async def adelete_all(self, *, keep: str | None = None) -> int:
+        return await sync_to_async(self.delete_all)(keep=keep)
 
     async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         return await sync_to_async(self.delete_for_user)(user_id, keep=keep)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -25,7 +26,7 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import DateTimeField, F, QuerySet
+from django.db.models import DateTimeField, F, Q, QuerySet
 from django.utils import timezone
 
 from django_sessionkit.models import Session
@@ -33,10 +34,14 @@ from django_sessionkit.stores.base import (
     Changes,
     CorruptSession,
     CreateError,
+    Cursor,
+    IPFilter,
+    IPNetwork,
     SessionRecord,
     Store,
     StoreUnavailable,
     UpdateError,
+    as_network,
     decode_data,
     encode_data,
 )
@@ -168,11 +173,39 @@ class DatabaseStore(Store):
             return int(self._live(user_id).count())
 
     def list(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
     ) -> list[tuple[str, SessionRecord]]:
-        rows = self._live(user_id).order_by("-last_seen", "key")[offset : offset + limit]
+        if limit <= 0:
+            return []
+        rows = self._live(user_id)
+        if signed_in is not None:
+            rows = rows.filter(user_id__isnull=not signed_in)
+        if ip is not None:
+            rows = rows.filter(self._ip_condition(as_network(ip)))
+        if after is not None:
+            # "last_seen <= x" on its own too: the range an index scan starts from.
+            rows = rows.filter(
+                Q(last_seen__lte=after.last_seen),
+                Q(last_seen__lt=after.last_seen) | Q(key__gt=after.key),
+            )
+        rows = rows.order_by("-last_seen", "key")[:limit]
         with self._errors():
             return [(row.key, record) for row in rows if (record := self._record(row)) is not None]
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """One DELETE of every live row (but ``keep``); rows inserted meanwhile are not
+        seen by the statement."""
+        rows = self._live(None)
+        if keep is not None:
+            rows = rows.exclude(key=keep)
+        with self._errors():
+            return self._delete(rows)
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         rows = self._rows.filter(user_id=user_id)
@@ -280,6 +313,33 @@ class DatabaseStore(Store):
         """
         return int(rows._raw_delete(self.alias))
 
+    def _ip_condition(self, network: IPNetwork) -> Q:
+        """``ip`` within ``network``, as conditions the ``ip`` index answers.
+
+        PostgreSQL keeps ``ip`` as ``inet``: a network is one range. Elsewhere the
+        column is text, where numeric ranges do not hold: an IPv4 network becomes text
+        ranges over whole octets (``10.1.`` up to ``10.1/``), at most 256 of them; an
+        IPv6 network only when its prefix is whole groups, none of them zero (below
+        such a prefix the text of an address starts with those groups); any other IPv6
+        network raises ``ValueError``.
+        """
+        first, last = network.network_address, network.broadcast_address
+        if first == last:
+            return Q(ip=str(first))
+        if connections[self.alias].vendor == "postgresql":
+            return Q(ip__gte=str(first), ip__lte=str(last))
+        if isinstance(network, ipaddress.IPv4Network):
+            return _text_prefixes(network)
+        groups, rest = divmod(network.prefixlen, 16)
+        fixed = first.exploded.split(":")[:groups]
+        if rest or not fixed or any(int(group, 16) == 0 for group in fixed):
+            raise ValueError(
+                f"IPv6 network {network} cannot be searched on {connections[self.alias].vendor}:"
+                " give whole non-zero groups (2001:db8::/32), an address, or use PostgreSQL"
+            )
+        prefix = ":".join(format(int(group, 16), "x") for group in fixed) + ":"
+        return Q(ip__gte=prefix, ip__lt=prefix[:-1] + ";")  # ";" follows ":"
+
     def _live(self, user_id: str | None) -> QuerySet[Session]:
         rows: QuerySet[Session] = self._rows.filter(expires_at__gt=timezone.now())
         return rows if user_id is None else rows.filter(user_id=user_id)
@@ -354,3 +414,18 @@ class DatabaseStore(Store):
             merged = dataclasses.replace(record, data=data)
             self._rows.filter(key=key).update(**self._written(merged, version + 1))
         return record.with_data(data, version + 1)
+
+
+def _text_prefixes(network: ipaddress.IPv4Network) -> Q:
+    """Text conditions matching the dotted IPv4 addresses in ``network`` (not a host)."""
+    octets = str(network.network_address).split(".")
+    whole, rest = divmod(network.prefixlen, 8)
+    if not rest:  # whole octets: one range, "10.1." up to "10.1/" ("/" follows ".")
+        text = ".".join(octets[:whole]) + "."
+        return Q(ip__contains=".") if whole == 0 else Q(ip__gte=text, ip__lt=text[:-1] + "/")
+    condition = Q()
+    start = int(octets[whole])
+    for value in range(start, start + (1 << (8 - rest))):
+        text = ".".join([*octets[:whole], str(value)])
+        condition |= Q(ip=text) if whole == 3 else Q(ip__gte=text + ".", ip__lt=text + "/")
+    return condition

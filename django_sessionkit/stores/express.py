@@ -69,10 +69,14 @@ from django_sessionkit.stores.base import (
     Changes,
     CorruptSession,
     CreateError,
+    Cursor,
+    IPFilter,
     SessionRecord,
     Store,
     StoreUnavailable,
     UpdateError,
+    as_network,
+    matches,
 )
 
 logger = logging.getLogger("django_sessionkit")
@@ -533,30 +537,52 @@ class ExpressRedisStore(Store):
         return len(self._all(user_id))
 
     def list(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
     ) -> builtins.list[tuple[str, SessionRecord]]:
+        """The filters and the cursor are applied to one SCAN of every session."""
         if limit <= 0:
             return []
-        found = self._all(user_id)
+        network = None if ip is None else as_network(ip)
+        found = [
+            (key, record)
+            for key, record in self._all(user_id)
+            if matches(record, signed_in=signed_in, network=network)
+            and (after is None or after.comes_before(key, record))
+        ]
         found.sort(key=lambda item: (-_ms(item[1].last_seen), item[0]))
-        return found[max(offset, 0) : max(offset, 0) + limit]
+        return found[:limit]
 
     def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
-        """Every live session, most recently seen first: one SCAN, held in memory to sort."""
+        """Every live session, most recently seen first: one SCAN, held in memory to sort
+        (paging with a cursor would SCAN once per page)."""
         yield from self.list(limit=2**62)
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        doomed = [k for k, _ in self._all(user_id) if k != keep]
-        if not doomed:
-            return 0
-        client = self._client()
+        return self._delete_keys([k for k, _ in self._all(user_id) if k != keep])
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """Every session one SCAN finds, but ``keep``. (Not by ``created_at``: a session
+        the Express app created carries none, and would read as created just now.)"""
+        return self._delete_keys([k for k, _ in self._all(None) if k != keep])
+
+    def _delete_keys(self, keys: builtins.list[str], batch_size: int = 500) -> int:
+        """DEL each key, ``batch_size`` to a pipeline; how many existed."""
+        deleted = 0
         try:
-            pipe = client.pipeline(transaction=False)
-            for key in doomed:
-                pipe.delete(self.redis_key(key))
-            return sum(int(n) for n in pipe.execute())
+            for first in range(0, len(keys), batch_size):
+                pipe = self._client().pipeline(transaction=False)
+                for key in keys[first : first + batch_size]:
+                    pipe.delete(self.redis_key(key))
+                deleted += sum(int(n) for n in pipe.execute())
         except RedisError as exc:
             raise self._unavailable(exc) from exc
+        return deleted
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         """Nothing to do: Redis expires the keys itself, and there is no index to prune."""

@@ -35,8 +35,17 @@ Key layout (``P`` is the prefix, ``K`` the SHA-256 hex of the session id):
   ``d:NAME`` per session key holding that value's JSON. TTL = the session's expiry.
 * ``P{idx}:exp`` / ``P{idx}:seen`` — sorted sets of every session, scored by expiry and by
   minus last-seen: count in O(log n), pages in O(log n + page). One hash tag, one slot.
+* ``P{idx}:seen:i`` / ``P{idx}:seen:a`` — the signed-in and the anonymous sessions, scored
+  like ``seen``; ``P{idx}:ip:A:i`` / ``P{idx}:ip:A:a`` — the same, from address code ``A``
+  (:func:`ip_code`); ``P{idx}:ips`` — the codes of the addresses with sessions, all scored 0,
+  so that a network is a ``ZRANGEBYLEX`` range; ``P{idx}:where`` — a hash, session key →
+  who and address code, which tells a touch, a delete or a prune where a session is indexed.
 * ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
   checked against the record when read, and swept by ``purge_expired``.
+
+Sessions saved by a version without the who- and address sets are in ``exp`` and ``seen``
+only: listed unfiltered, and placed in the other sets at their next save, or at their next
+touch (two more round trips, once).
 
 Round trips: ``load`` 1, ``save`` 1, ``touch`` 1, ``delete`` 1 (on a Cluster one
 pipeline, whose commands go to their nodes in parallel). Saves and touches run a Lua script on
@@ -49,7 +58,9 @@ travel in the same pipeline and are undone in the rare case the script refuses t
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
+import ipaddress
 import json
 import logging
 from collections.abc import Generator, Iterator, Mapping
@@ -65,10 +76,14 @@ from django_sessionkit.stores import redis_client
 from django_sessionkit.stores.base import (
     Changes,
     CreateError,
+    Cursor,
+    IPFilter,
     SessionRecord,
     Store,
     StoreUnavailable,
     UpdateError,
+    as_network,
+    matches,
 )
 
 logger = logging.getLogger("django_sessionkit")
@@ -79,6 +94,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DATA = "d:"
 #: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest).
 PRUNE_ON_LIST = 1000
+#: Index entries one call of the PAGE script reads at most when it walks the listing for
+#: an IP filter (the next call goes on from there).
+WALK_LIMIT = 20_000
+#: Sessions ``delete_all`` handles per batch.
+DELETE_BATCH = 500
 
 T = TypeVar("T")
 
@@ -92,15 +112,69 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
-# ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, then counted
-# lists: meta pairs, meta names to unset, data pairs to set, data names to remove, and
-# increments as (name, value to write, delta to add instead when another save came first).
-# 'create' and 'replace' send the whole data as pairs to set; 'merge' sends only what this
-# request changed, which is the same thing as writing it all when nobody saved meanwhile.
-SAVE = Script("""
+# Index upkeep, shared by the scripts below. Every index key starts with B = "P{idx}:" and
+# so lives in one Cluster slot; the per-address sets are named from the session's place,
+# "where" = who ("i" signed in, "a" anonymous) followed by the address code ("-": none).
+INDEX_LIB = """
+local function drop_from(B, m, w)
+  local who, ipx = string.sub(w, 1, 1), string.sub(w, 2)
+  redis.call('ZREM', B .. 'seen:' .. who, m)
+  if ipx ~= '-' then
+    redis.call('ZREM', B .. 'ip:' .. ipx .. ':' .. who, m)
+    if redis.call('EXISTS', B .. 'ip:' .. ipx .. ':i', B .. 'ip:' .. ipx .. ':a') == 0 then
+      redis.call('ZREM', B .. 'ips', ipx)
+    end
+  end
+end
+local function unindex(B, m)
+  redis.call('ZREM', B .. 'exp', m)
+  redis.call('ZREM', B .. 'seen', m)
+  local w = redis.call('HGET', B .. 'where', m)
+  if w then
+    drop_from(B, m, w)
+    redis.call('HDEL', B .. 'where', m)
+  end
+end
+-- mode 'set': always; 'nx': only a session not in the index yet; 'xx': only one already in
+-- it. w = '' keeps the session where it is (a touch). Returns 0 (nothing done), 1 (indexed)
+-- or 2 (in exp and seen only: saved by an older version, its place is not known yet).
+local function place(B, m, mode, exp, seen, w)
+  if mode ~= 'set' then
+    local indexed = redis.call('ZSCORE', B .. 'exp', m) ~= false
+    if indexed == (mode == 'nx') then return 0 end
+  end
+  redis.call('ZADD', B .. 'exp', exp, m)
+  redis.call('ZADD', B .. 'seen', seen, m)
+  local old = redis.call('HGET', B .. 'where', m)
+  if w == '' then
+    if not old then return 2 end
+    w = old
+  elseif old and old ~= w then
+    drop_from(B, m, old)
+  end
+  local who, ipx = string.sub(w, 1, 1), string.sub(w, 2)
+  redis.call('ZADD', B .. 'seen:' .. who, seen, m)
+  if ipx ~= '-' then redis.call('ZADD', B .. 'ip:' .. ipx .. ':' .. who, seen, m) end
+  if old ~= w then
+    if ipx ~= '-' then redis.call('ZADD', B .. 'ips', 0, ipx) end
+    redis.call('HSET', B .. 'where', m, w)
+  end
+  return 1
+end
+"""
+
+# ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, index base,
+# where, then counted lists: meta pairs, meta names to unset, data pairs to set, data names
+# to remove, and increments as (name, value to write, delta to add instead when another save
+# came first). 'create' and 'replace' send the whole data as pairs to set; 'merge' sends only
+# what this request changed, which is the same thing as writing it all when nobody saved
+# meanwhile. KEYS: the session, then (outside a Cluster) the exp index and the user's set.
+SAVE = Script(
+    INDEX_LIB
+    + """
 local key = KEYS[1]
 local op, expected = ARGV[1], tonumber(ARGV[2])
-local i = 7
+local i = 9
 local function take(width)
   local n, out = tonumber(ARGV[i]) * width, {}
   for j = 1, n do out[j] = ARGV[i + j] end
@@ -162,10 +236,9 @@ set[#set + 1] = 'v'
 set[#set + 1] = version
 call_in_slices('HSET', set)
 redis.call('PEXPIREAT', key, ARGV[3])
-if #KEYS >= 3 then
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4])
-  if #KEYS >= 4 then redis.call('SADD', KEYS[4], ARGV[4]) end
+if #KEYS >= 2 then
+  place(ARGV[7], ARGV[4], 'set', ARGV[5], ARGV[6], ARGV[8])
+  if #KEYS >= 3 then redis.call('SADD', KEYS[3], ARGV[4]) end
 end
 if not conflict then return {1, version, 0} end
 local reply = {1, version, 1}
@@ -177,34 +250,172 @@ for j = 1, #all, 2 do
   end
 end
 return reply
-""")
+"""
+)
 
-# ARGV: now us, expires us, last seen us, expire-at ms, member, -last seen us.
-TOUCH = Script("""
+# ARGV: now us, expires us, last seen us, expire-at ms, member, -last seen us, index base.
+# KEYS: the session, then (outside a Cluster) the exp index. Returns 0 (missing or expired:
+# nothing changed), else what place() says (1; 2: the caller places it).
+TOUCH = Script(
+    INDEX_LIB
+    + """
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-if #KEYS >= 3 then
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-end
+if #KEYS >= 2 then return place(ARGV[7], ARGV[5], 'set', ARGV[2], ARGV[6], '') end
 return 1
-""")
+"""
+)
 
-# KEYS: exp index, seen index. ARGV: now us, prune limit, page offset, page size.
-PRUNE_AND_PAGE = Script("""
-local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, m in ipairs(stale) do
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZREM', KEYS[2], m)
+# The index side of a save or touch on a Cluster, and removals. KEYS: the exp index.
+# ARGV: base, 'set' | 'nx' | 'xx', member, expires us, -last seen us, where -> place();
+# or base, 'del', members... -> unindex each.
+INDEX = Script(
+    INDEX_LIB
+    + """
+local B = ARGV[1]
+if ARGV[2] == 'del' then
+  for j = 3, #ARGV do unindex(B, ARGV[j]) end
+  return #ARGV - 2
 end
-local page, size = {}, tonumber(ARGV[4])
-if size > 0 then
-  page = redis.call('ZRANGE', KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[3]) + size - 1)
+return place(B, ARGV[3], ARGV[2], ARGV[4], ARGV[5], ARGV[6])
+"""
+)
+
+# Prunes index entries of expired sessions (at most ARGV[3]), then returns up to ARGV[6]
+# entries of one listing after a cursor. KEYS: the exp index. ARGV: base, now us, prune
+# limit, source ('seen' or 'exp'), who ('' either, 'i', 'a'), count, cursor score ('' from
+# the start), cursor member, then for an IP filter the lowest and highest address codes
+# ('' without), and how many entries a walk may read per call.
+# Entries are ordered by score, then member (the sorted sets' own order); the reply is
+# {pruned, {member, score, ...}, done, resume score, resume member}: done = 1 when nothing
+# follows; else the next call goes on after the resume position (the last entry examined).
+PAGE = Script(
+    INDEX_LIB
+    + """
+local B = ARGV[1]
+local prune = tonumber(ARGV[3])
+local stale = redis.call('ZRANGEBYSCORE', B .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, prune)
+for _, m in ipairs(stale) do unindex(B, m) end
+local n, who, cs, cm, lo, hi = tonumber(ARGV[6]), ARGV[5], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+if n <= 0 then return {#stale, {}, 1, '', ''} end
+if cs == '' then cs = nil end
+
+-- Up to k entries {member, score text, score} of the sorted set src after (s, m).
+local function after(src, s, m, k)
+  local out, lower = {}, '-inf'
+  if s then
+    for _, t in ipairs(redis.call('ZRANGEBYSCORE', src, s, s)) do
+      if t > m then
+        out[#out + 1] = {t, s, tonumber(s)}
+        if #out == k then return out end
+      end
+    end
+    lower = '(' .. s
+  end
+  local rest = redis.call('ZRANGEBYSCORE', src, lower, '+inf', 'WITHSCORES', 'LIMIT', 0, k - #out)
+  for j = 1, #rest, 2 do out[#out + 1] = {rest[j], rest[j + 1], tonumber(rest[j + 1])} end
+  return out
 end
-return {#stale, page}
-""")
+
+local function reply(found, done, last)
+  local flat = {}
+  for _, e in ipairs(found) do flat[#flat + 1] = e[1]; flat[#flat + 1] = e[2] end
+  if last then return {#stale, flat, done, last[2], last[1]} end
+  return {#stale, flat, done, '', ''}
+end
+
+local source = B .. ARGV[4]
+if who ~= '' then source = source .. ':' .. who end
+if lo == '' then
+  local found = after(source, cs, cm, n)
+  return reply(found, #found < n and 1 or 0, found[#found])
+end
+
+-- An IP filter: merge the per-address sets of the addresses in range, or walk the listing
+-- and keep the sessions whose address is in range, whichever reads fewer entries. Merging
+-- costs about one lookup per set; walking, n x (sessions / sessions in range).
+local whos = who == '' and {'i', 'a'} or {who}
+local sets = redis.call('ZLEXCOUNT', B .. 'ips', '[' .. lo, '[' .. hi) * #whos
+if sets * sets <= n * redis.call('ZCARD', source) then
+  local heap, buffers, found = {}, {}, {}
+  local function first(a, b) return a[3] < b[3] or (a[3] == b[3] and a[1] < b[1]) end
+  local function push(e)
+    local j = #heap + 1
+    heap[j] = e
+    while j > 1 and first(heap[j], heap[math.floor(j / 2)]) do
+      local p = math.floor(j / 2)
+      heap[j], heap[p] = heap[p], heap[j]
+      j = p
+    end
+  end
+  local function pop()
+    local top = heap[1]
+    heap[1] = heap[#heap]
+    heap[#heap] = nil
+    local j = 1
+    while true do
+      local l, r, s = 2 * j, 2 * j + 1, j
+      if l <= #heap and first(heap[l], heap[s]) then s = l end
+      if r <= #heap and first(heap[r], heap[s]) then s = r end
+      if s == j then return top end
+      heap[j], heap[s] = heap[s], heap[j]
+      j = s
+    end
+  end
+  local CHUNK = 8
+  local sources = {}
+  for _, ipx in ipairs(redis.call('ZRANGEBYLEX', B .. 'ips', '[' .. lo, '[' .. hi)) do
+    if #ipx == #lo then
+      for _, w in ipairs(whos) do sources[#sources + 1] = B .. 'ip:' .. ipx .. ':' .. w end
+    end
+  end
+  for i, src in ipairs(sources) do
+    buffers[i] = {after(src, cs, cm, CHUNK), 1}
+    local e = buffers[i][1][1]
+    if e then push({e[1], e[2], e[3], i}) end
+  end
+  while #found < n and #heap > 0 do
+    local e = pop()
+    found[#found + 1] = e
+    local buffer = buffers[e[4]]
+    buffer[2] = buffer[2] + 1
+    if buffer[2] > #buffer[1] and #buffer[1] == CHUNK then
+      buffers[e[4]] = {after(sources[e[4]], e[2], e[1], CHUNK), 1}
+      buffer = buffers[e[4]]
+    end
+    local nxt = buffer[1][buffer[2]]
+    if nxt then push({nxt[1], nxt[2], nxt[3], e[4]}) end
+  end
+  return reply(found, #heap == 0 and 1 or 0, found[#found])
+end
+local found, last, examined = {}, nil, 0
+local budget = tonumber(ARGV[11])
+local BATCH = math.min(256, budget)
+local s, m = cs, cm
+while true do
+  local batch = after(source, s, m, BATCH)
+  local members = {}
+  for j, e in ipairs(batch) do members[j] = e[1] end
+  local places = #members > 0 and redis.call('HMGET', B .. 'where', unpack(members)) or {}
+  for j, e in ipairs(batch) do
+    last, examined = e, examined + 1
+    local w = places[j]
+    if w then
+      local ipx = string.sub(w, 2)
+      if #ipx == #lo and ipx >= lo and ipx <= hi then
+        found[#found + 1] = e
+        if #found == n then return reply(found, 0, last) end
+      end
+    end
+  end
+  if #batch < BATCH then return reply(found, 1, last) end
+  if examined >= budget then return reply(found, 0, last) end
+  s, m = last[2], last[1]
+end
+"""
+)
 
 DELETE_IF_OWNER = Script("""
 if redis.call('HGET', KEYS[1], 'u') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -261,6 +472,32 @@ def _names(names: builtins.list[str]) -> builtins.list[str]:
     return [str(len(names)), *names]
 
 
+@functools.lru_cache(maxsize=4096)
+def ip_code(ip: str | None) -> str:
+    """An address as the indexes order it: ``4`` or ``6`` and its bytes in hex; ``-`` for none.
+
+    Codes of one family have one length, so their lexical order is the numeric one and a
+    network is the range from its first to its last address.
+    """
+    if not ip:
+        return "-"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "-"
+    return f"{address.version}{address.packed.hex()}"
+
+
+def where(record: SessionRecord) -> str:
+    """Which of the who- and per-address sets a session belongs in (see ``INDEX_LIB``)."""
+    return ("a" if record.user_id is None else "i") + ip_code(record.ip)
+
+
+def _score(after: Cursor | None) -> tuple[str, str]:
+    """The PAGE script's cursor arguments (score is minus last seen, as in the seen sets)."""
+    return ("", "") if after is None else (str(-_us(after.last_seen)), after.key)
+
+
 class RedisStore(Store):
     label = "redis"
 
@@ -273,8 +510,9 @@ class RedisStore(Store):
         self.prefix = self.config.prefix
         # Outside a Cluster every key is reachable from one script: indexes move with the data.
         self.inline_index = self.config.mode != "cluster"
-        self.exp_index = f"{self.prefix}{{idx}}:exp"
-        self.seen_index = f"{self.prefix}{{idx}}:seen"
+        self.index_base = f"{self.prefix}{{idx}}:"
+        self.exp_index = self.index_base + "exp"
+        self.seen_index = self.index_base + "seen"
 
     @classmethod
     def check(cls, location: Any, options: Mapping[str, Any]) -> builtins.list[str]:
@@ -452,21 +690,21 @@ class RedisStore(Store):
                 meta.append((name, str(value)))
         op = "create" if must_create else ("replace" if changes is None else "merge")
         exp_score, seen_score = str(_us(record.expires_at)), str(-_us(record.last_seen))
+        place = where(record)
         args = [op, str(record.version), str(_ms_ceiling(record.expires_at)), key]
-        args += [exp_score, seen_score]
+        args += [exp_score, seen_score, self.index_base, place]
         args += _flat(meta) + _names(unset) + _flat(to_set) + _names(removed)
         args += [str(len(incr) // 3), *incr]
         user_key = None if record.user_id is None else self.user_key(str(record.user_id))
         if self.inline_index:
-            keys = [redis_key, self.exp_index, self.seen_index]
+            keys = [redis_key, self.exp_index]
             keys += [] if user_key is None else [user_key]
             plan = [_eval(SAVE, keys, args)]
         else:
-            only = "NX" if must_create else "XX"
+            only = "nx" if must_create else "xx"
             plan = [
                 _eval(SAVE, [redis_key], args),
-                Call(("ZADD", self.exp_index, only, exp_score, key)),
-                Call(("ZADD", self.seen_index, only, seen_score, key)),
+                self._index_call(only, key, exp_score, seen_score, place),
             ]
             if user_key is not None:
                 plan.append(Call(("SADD", user_key, key)))
@@ -485,45 +723,59 @@ class RedisStore(Store):
             }
         return record.with_data(data, int(version))
 
+    def _index_call(self, mode: str, key: str, exp_score: str, seen_score: str, place: str) -> Call:
+        """The INDEX script placing one session (see ``INDEX_LIB``'s ``place``)."""
+        args = [self.index_base, mode, key, exp_score, seen_score, place]
+        return _eval(INDEX, [self.exp_index], args)
+
+    def _unindex_call(self, keys: builtins.list[str]) -> Call:
+        """The INDEX script taking sessions out of every index."""
+        return _eval(INDEX, [self.exp_index], [self.index_base, "del", *keys])
+
     def _undo_index(
         self, key: str, user_key: str | None, results: Results, *, created: bool
     ) -> Plan:
         """Take back the index entries a refused Cluster save added."""
         undo = []
         if not created or results[1] == 1:
-            undo.append(Call(("ZREM", self.exp_index, key)))
-        if not created or results[2] == 1:
-            undo.append(Call(("ZREM", self.seen_index, key)))
-        if user_key is not None and (not created or results[3] == 1):
+            undo.append(self._unindex_call([key]))
+        if user_key is not None and (not created or results[2] == 1):
             undo.append(Call(("SREM", user_key, key)))
         return undo or [Call(("PING",))]
 
     def _touch_steps(self, key: str, expires_at: datetime, last_seen: datetime) -> Steps[bool]:
         exp_score, seen_score = str(_us(expires_at)), str(-_us(last_seen))
         args = [str(_now_us()), exp_score, str(_us(last_seen)), str(_ms_ceiling(expires_at))]
-        args += [key, seen_score]
+        args += [key, seen_score, self.index_base]
         redis_key = self.session_key(key)
         if self.inline_index:
-            plan = [_eval(TOUCH, [redis_key, self.exp_index, self.seen_index], args)]
+            plan = [_eval(TOUCH, [redis_key, self.exp_index], args)]
         else:
             plan = [
                 _eval(TOUCH, [redis_key], args),
-                Call(("ZADD", self.exp_index, "XX", exp_score, key)),
-                Call(("ZADD", self.seen_index, "XX", seen_score, key)),
+                self._index_call("xx", key, exp_score, seen_score, ""),
             ]
         results = yield plan
-        touched = bool(self._ok(results[0]) == 1)
+        touched = self._ok(results[0])
+        placed = touched if self.inline_index else self._ok(results[1])
         if not touched and not self.inline_index:
-            yield [Call(("ZREM", self.exp_index, key)), Call(("ZREM", self.seen_index, key))]
-        return touched
+            yield [self._unindex_call([key])]
+        elif touched and placed == 2:
+            # Saved by a version before the who- and per-address indexes: place it now (once).
+            yield from self._reindex_steps(key, exp_score, seen_score)
+        return bool(touched)
+
+    def _reindex_steps(self, key: str, exp_score: str, seen_score: str) -> Steps[None]:
+        (fields,) = yield [Call(("HMGET", self.session_key(key), "u", "ip"))]
+        if isinstance(fields, Exception):
+            return
+        user_id, ip = fields
+        place = ("a" if user_id is None else "i") + ip_code(ip)
+        yield [self._index_call("xx", key, exp_score, seen_score, place)]
 
     def _delete_steps(self, key: str) -> Steps[None]:
         # The user's set keeps the member; it is checked whenever read and swept by purge.
-        results = yield [
-            Call(("DEL", self.session_key(key))),
-            Call(("ZREM", self.exp_index, key)),
-            Call(("ZREM", self.seen_index, key)),
-        ]
+        results = yield [Call(("DEL", self.session_key(key))), self._unindex_call([key])]
         for result in results:
             self._ok(result)
 
@@ -561,37 +813,83 @@ class RedisStore(Store):
         (count,) = yield [Call(("ZCOUNT", self.exp_index, f"({_now_us()}", "+inf"))]
         return int(self._ok(count))
 
-    def _page_steps(
-        self, offset: int, limit: int, prune: int
-    ) -> Steps[tuple[builtins.list[str], builtins.list[tuple[str, SessionRecord]]]]:
-        """Members at ``offset`` in last-seen order, and the live records among them."""
-        args = [str(_now_us()), str(prune), str(max(offset, 0)), str(limit)]
-        (reply,) = yield [_eval(PRUNE_AND_PAGE, [self.exp_index, self.seen_index], args)]
-        _pruned, members = self._ok(reply)
-        if not members:
-            return [], []
-        results = yield [Call(("HGETALL", self.session_key(m))) for m in members]
-        page = []
-        for member, fields in zip(members, results, strict=True):
-            record = self._decode(member, fields)
-            if record is not None:
-                page.append((member, record))
-        return members, page
+    def _page_call(
+        self,
+        *,
+        source: str = "seen",
+        who: str = "",
+        count: int,
+        cursor: tuple[str, str] = ("", ""),
+        codes: tuple[str, str] = ("", ""),
+        prune: int = 0,
+    ) -> Call:
+        """The PAGE script: prune up to ``prune`` stale entries, then ``count`` entries of
+        ``source`` (``"seen"`` or ``"exp"``; ``who`` ``"i"``/``"a"`` for one of the who-sets)
+        after ``cursor``, of the addresses from ``codes[0]`` to ``codes[1]`` when given."""
+        args = [self.index_base, str(_now_us()), str(prune), source, who, str(count)]
+        args += [*cursor, *codes, str(WALK_LIMIT)]
+        return _eval(PAGE, [self.exp_index], args)
+
+    def _entries_steps(
+        self, count: int, cursor: tuple[str, str], **page: Any
+    ) -> Steps[tuple[builtins.list[tuple[str, str]], bool, tuple[str, str]]]:
+        """``count`` entries (member, score) after ``cursor``; done; where to go on from."""
+        (reply,) = yield [self._page_call(count=count, cursor=cursor, **page)]
+        _pruned, flat, done, resume_score, resume_member = self._ok(reply)
+        entries = list(zip(flat[::2], flat[1::2], strict=True))
+        return entries, bool(done), (resume_score, resume_member) if resume_score else cursor
 
     def _list_steps(
-        self, user_id: str | None, offset: int, limit: int
+        self,
+        user_id: str | None,
+        signed_in: bool | None,
+        ip: IPFilter | None,
+        after: Cursor | None,
+        limit: int,
     ) -> Steps[builtins.list[tuple[str, SessionRecord]]]:
         if limit <= 0:
             return []
-        if user_id is not None:
+        network = None if ip is None else as_network(ip)
+        if user_id is not None:  # the user's set: small, read whole, filtered and sorted here
             found = yield from self._user_steps(user_id)
+            found = [
+                (k, r)
+                for k, r in found
+                if matches(r, signed_in=signed_in, network=network)
+                and (after is None or after.comes_before(k, r))
+            ]
             found.sort(key=lambda item: (-_us(item[1].last_seen), item[0]))
-            return found[offset : offset + limit]
-        members, page = yield from self._page_steps(offset, limit, PRUNE_ON_LIST)
-        gone = sorted(set(members) - {member for member, _ in page})
-        if gone:
-            yield [Call(("ZREM", self.exp_index, *gone)), Call(("ZREM", self.seen_index, *gone))]
-        return page
+            return found[:limit]
+        page: dict[str, Any] = {"who": {None: "", True: "i", False: "a"}[signed_in]}
+        if network is not None:
+            page["codes"] = (
+                ip_code(str(network.network_address)),
+                ip_code(str(network.broadcast_address)),
+            )
+        cursor, found, prune = _score(after), [], PRUNE_ON_LIST
+        while len(found) < limit:
+            want = limit - len(found)
+            entries, done, cursor = yield from self._entries_steps(
+                want, cursor, prune=prune, **page
+            )
+            prune = 0
+            members = [member for member, _score in entries]
+            if members:
+                results = yield [Call(("HGETALL", self.session_key(m))) for m in members]
+                gone = []
+                for member, fields in zip(members, results, strict=True):
+                    record = self._decode(member, fields)
+                    if record is None:
+                        gone.append(member)
+                    elif matches(record, signed_in=signed_in, network=network):
+                        found.append((member, record))
+                    # else: its index entry is older than its last save (by a version that
+                    # kept no who/IP sets): left out here, placed right at its next save.
+                if gone:
+                    yield [self._unindex_call(gone)]
+            if done:
+                break
+        return found
 
     def _delete_for_user_steps(self, user_id: str, keep: str | None) -> Steps[int]:
         user_key = self.user_key(user_id)
@@ -603,12 +901,38 @@ class RedisStore(Store):
         deleted = [m for m, r in zip(members, results, strict=True) if self._ok(r) == 1]
         cleanup = [Call(("SREM", user_key, *members))]
         if deleted:
-            cleanup += [
-                Call(("ZREM", self.exp_index, *deleted)),
-                Call(("ZREM", self.seen_index, *deleted)),
-            ]
+            cleanup.append(self._unindex_call(deleted))
         yield cleanup
         return len(deleted)
+
+    def _delete_all_steps(self, keep: str | None) -> Steps[int]:
+        """Walk the expiry index from now on, a batch at a time, and end what existed when
+        this started. A session touched meanwhile moves further along the walk, never
+        behind it; one created meanwhile is met and left alone."""
+        started = _now_us()
+        cursor, ended = (str(started), ""), 0
+        while True:
+            entries, done, cursor = yield from self._entries_steps(
+                DELETE_BATCH, cursor, source="exp"
+            )
+            members = [member for member, _score in entries if member != keep]
+            created = (
+                (yield [Call(("HGET", self.session_key(m), "c")) for m in members])
+                if members
+                else []
+            )
+            doomed = [
+                m
+                for m, c in zip(members, created, strict=True)
+                if isinstance(c, str) and c.isdigit() and int(c) <= started
+            ]
+            if doomed:
+                results = yield [Call(("DEL", self.session_key(m))) for m in doomed] + [
+                    self._unindex_call(doomed)
+                ]
+                ended += sum(1 for r in results[:-1] if self._ok(r) == 1)
+            if done:
+                return ended
 
     # --- sync API ---------------------------------------------------------
 
@@ -641,23 +965,18 @@ class RedisStore(Store):
         return self.count()  # one ZCOUNT: already cheap
 
     def list(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
     ) -> builtins.list[tuple[str, SessionRecord]]:
-        return self._drive(self._list_steps(user_id, offset, limit))
+        return self._drive(self._list_steps(user_id, signed_in, ip, after, limit))
 
-    def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
-        """Every live session, a page at a time. Stale entries are pruned first and none
-        while paging, so the offsets do not shift under the iteration."""
-        batch_size = max(1, batch_size)
-        for _batch in self._prune_batches(batch_size):
-            pass
-        offset = 0
-        while True:
-            members, page = self._drive(self._page_steps(offset, batch_size, 0))
-            yield from page
-            if len(members) < batch_size:
-                return
-            offset += batch_size
+    def delete_all(self, *, keep: str | None = None) -> int:
+        return self._drive(self._delete_all_steps(keep))
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         return self._drive(self._delete_for_user_steps(user_id, keep))
@@ -674,8 +993,7 @@ class RedisStore(Store):
 
     def _prune_batches(self, batch_size: int) -> Iterator[int]:
         while True:
-            args = [str(_now_us()), str(batch_size), "0", "0"]
-            (reply,) = self._run([_eval(PRUNE_AND_PAGE, [self.exp_index, self.seen_index], args)])
+            (reply,) = self._run([self._page_call(count=0, prune=batch_size)])
             pruned = int(self._ok(reply)[0])
             if pruned:
                 yield pruned
@@ -742,9 +1060,18 @@ class RedisStore(Store):
         return await self._adrive(self._count_steps(user_id))
 
     async def alist(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
     ) -> builtins.list[tuple[str, SessionRecord]]:
-        return await self._adrive(self._list_steps(user_id, offset, limit))
+        return await self._adrive(self._list_steps(user_id, signed_in, ip, after, limit))
+
+    async def adelete_all(self, *, keep: str | None = None) -> int:
+        return await self._adrive(self._delete_all_steps(keep))
 
     async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         return await self._adrive(self._delete_for_user_steps(user_id, keep))

@@ -53,14 +53,16 @@ class Command(StoreCommand):
         network = self.network(options["ip"]) if options["ip"] else None
         user_id = resolve_user(store, options["user"])[0] if options["user"] else None
         out = writer(fmt, Raw(self.stdout))
-        for page in pages(store, user_id=user_id, page_size=page_size):
-            names = usernames(record.user_id for _, record in page)
-            for key, record in page:
-                if since is not None and record.last_seen < since:
-                    out.close()  # newest first: everything after this is older still
-                    return
-                if network is None or self.matches(record.ip, network):
+        try:
+            for page in pages(store, user_id=user_id, ip=network, page_size=page_size):
+                names = usernames(record.user_id for _, record in page)
+                for key, record in page:
+                    if since is not None and record.last_seen < since:
+                        out.close()  # newest first: everything after this is older still
+                        return
                     out.row(self.values(key, record, names, wide=fmt != "table"))
+        except ValueError as exc:  # a network this store cannot search
+            raise CommandError(f"--ip {options['ip']!r}: {exc}.") from None
         out.close()
 
     @staticmethod
@@ -72,15 +74,6 @@ class Command(StoreCommand):
                 f"--ip {value!r} is not an IP address or network: give one such as 192.0.2.7, "
                 "2001:db8::1 or 10.0.0.0/8."
             ) from None
-
-    @staticmethod
-    def matches(ip: str | None, network: IpFilter) -> bool:
-        if not ip:
-            return False
-        try:
-            return ipaddress.ip_address(ip) in network
-        except ValueError:
-            return False
 
     @staticmethod
     def values(

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 from django_sessionkit.management import options as parse
 from django_sessionkit.management.base import StoreCommand, describe
@@ -21,7 +20,6 @@ from django_sessionkit.stores.base import Store
 
 #: How many ambiguous matches an error message lists.
 SHOWN_MATCHES = 5
-PAGE_SIZE = 500
 
 
 class Command(StoreCommand):
@@ -84,7 +82,7 @@ class Command(StoreCommand):
 
             return f"session {handle_of(key)}", 1, end_one
         if options["all"]:
-            return "session(s), every one in the store", store.count(), lambda: end_all(store)
+            return "session(s), every one in the store", store.count(), store.delete_all
         raise CommandError(
             "Say which sessions to end: --user USERNAME_OR_ID, --session KEY_PREFIX or --all."
         )
@@ -105,23 +103,3 @@ class Command(StoreCommand):
                 "ended. Give more characters of the key, enough to match exactly one."
             )
         return matches[0][0]
-
-
-def end_all(store: Store) -> int:
-    """End every session that existed when this started, a page at a time.
-
-    Sessions created meanwhile are stepped over (counted in ``skipped``), so
-    the loop ends even while new sessions keep arriving.
-    """
-    started = timezone.now()
-    ended = skipped = 0
-    while True:
-        page = store.list(offset=skipped, limit=PAGE_SIZE)
-        if not page:
-            return ended
-        for key, record in page:
-            if record.created_at > started:
-                skipped += 1
-            else:
-                store.delete(key)
-                ended += 1
