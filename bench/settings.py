@@ -22,6 +22,7 @@ ENGINES = (
     "db_pg",
     "cache_redis",
     "signed_cookies",
+    "floor_redis",
     "none",
 )
 if ENGINE not in ENGINES:
@@ -99,7 +100,7 @@ SESSION_ENGINE = {
     "cache_redis": "django.contrib.sessions.backends.cache",
     "signed_cookies": "django.contrib.sessions.backends.signed_cookies",
 }.get(ENGINE, "django_sessionkit.engine")
-if ENGINE == "none":  # no session middleware; keep the checks quiet about the engine
+if ENGINE in ("none", "floor_redis"):  # no sessions; keep the checks quiet about the engine
     SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 
 SESSIONKIT: dict[str, object] = {}
@@ -112,6 +113,8 @@ if ENGINE == "sk_redis":
 
 if ENGINE == "none":
     SESSION_MIDDLEWARE: list[str] = []
+elif ENGINE == "floor_redis":  # the budget's round trips and nothing else (bench/floor.py)
+    SESSION_MIDDLEWARE = ["bench.floor.RoundTrips"]
 elif ENGINE.startswith("sk_"):
     SESSION_MIDDLEWARE = ["django_sessionkit.middleware.SessionMiddleware"]
 else:
