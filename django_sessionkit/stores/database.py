@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
-import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -77,7 +76,7 @@ class DatabaseStore(Store):
     def __init__(self, location: Any = None, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(location or "default", options)
         self.alias: str = self.location
-        self._local = threading.local()
+        self._load: tuple[str, bool, Any] | None = None
         self._sql: dict[str, str] | None = None
 
     @classmethod
@@ -127,10 +126,13 @@ class DatabaseStore(Store):
         return self._record(Session(**dict(zip(_LOAD_FIELDS, values, strict=True))))
 
     def _load_query(self) -> tuple[str, bool, Any]:
-        """The load query, compiled once per thread: building it through the ORM on every
+        """The load query, compiled once per store: building it through the ORM on every
         request cost ~10x the query itself. The compiler is kept for its converters, which
-        turn the database's values into Python ones exactly as the ORM would."""
-        cached = getattr(self._local, "load_query", None)
+        turn the database's values into Python ones exactly as the ORM would; they read the
+        backend's settings, never its connection, so any thread may use them. (It was kept
+        per thread until Django's ASGI handler, which runs each request's sync code in a
+        new thread, showed that this rebuilt it on every request.)"""
+        cached = self._load
         if cached is None:
             marker = "\0sessionkit-key"
             query = self._rows.filter(key=marker, expires_at__gt=timezone.now()).values_list(
@@ -140,7 +142,7 @@ class DatabaseStore(Store):
             sql, params = compiler.as_sql()
             if len(params) != 2 or marker not in params:  # the layout load() fills in
                 raise DatabaseError(f"unexpected load query parameters: {params!r}")
-            cached = self._local.load_query = (sql, params[0] == marker, compiler)
+            cached = self._load = (sql, params[0] == marker, compiler)
         return cached
 
     def save(
