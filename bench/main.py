@@ -46,6 +46,10 @@ REPS = int(os.environ.get("BENCH_REPS", "5" if FULL else "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 BURST = int(os.environ.get("BENCH_BURST", "5000" if FULL else "2000"))
 BURST_THREADS = 16
+#: Sessions the untouched/read/write cases take turns with (one cookie per request, in a
+#: cycle), so that concurrent requests are different visitors, as on a real site; 1 sends
+#: every request with one cookie (the lost-update burst measures that case on its own).
+VISITORS = int(os.environ.get("BENCH_VISITORS", "1000"))
 BUDGET = {"untouched": "0", "first": "1", "read": "1", "write": "2", "login": "<=3", "incr": "2"}
 SAME_DB = {
     "sk_sqlite": "db_sqlite",
@@ -210,10 +214,14 @@ def http_part() -> dict[str, Any]:
                 cases = ["untouched"] if engine == "none" else CASES
                 with Server(server_kind, engine) as server:
                     cookie = "" if engine == "none" else prime(server, 1)[0]
+                    visitors = ""
+                    if engine != "none" and VISITORS > 1:
+                        visitors = str(WORK / f"visitors-{engine}.txt")
+                        Path(visitors).write_text("\n".join(prime(server, VISITORS)) + "\n")
                     for _ in range(50):  # warm up: imports, connections, scripts
                         get(server.port, "/read/", cookie)
                     for case in cases:
-                        pool = ""
+                        pool = "" if case in ("first", "login") else visitors
                         if case == "login" and engine != "none":
                             pool = str(WORK / f"pool-{engine}.txt")
                             # One fresh session per login: enough for 1.5x this engine's best
@@ -269,7 +277,7 @@ def print_http(results: dict[str, Any]) -> None:
                 ratio_db = f"{rps / median_of(ref, 'rps'):.2f}" if ref else "-"
                 ratio_ceiling = f"{rps / ceiling:.2f}" if ceiling else "-"
                 bad = sum(r["non2xx"] + r["socket_errors"] for r in runs)
-                wrapped = sum(r["pool_wrapped"] for r in runs)
+                wrapped = sum(r["pool_wrapped"] for r in runs) if case == "login" else 0
                 note = f"  (login pool reused {wrapped}x)" if wrapped else ""
                 conns = median_of(runs, "redis_conns_per_req")
                 print(
