@@ -19,7 +19,6 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -35,7 +34,14 @@ from django.utils.translation import ngettext
 from django_sessionkit import masking, useragent
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.stores import get_store
-from django_sessionkit.stores.base import Cursor, IPNetwork, SessionRecord, Store
+from django_sessionkit.stores.base import (
+    Cursor,
+    IPNetwork,
+    SessionRecord,
+    Store,
+    from_us,
+    to_us,
+)
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -66,7 +72,6 @@ SIGNED_IN = {"": None, "signed-in": True, "anonymous": False}
 
 _IPV4_FRAGMENT = re.compile(r"^(?:[0-9]{1,3}\.){1,3}(?:[0-9]{1,3})?$")
 _IPV6_FRAGMENT = re.compile(r"^(?:[0-9a-fA-F]{1,4}:){1,7}$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 
 Item = tuple[str, SessionRecord]
 
@@ -118,13 +123,12 @@ def ip_search(text: str) -> IPNetwork | None:
 
 def stamp(moment: datetime) -> str:
     """A time as the pages carry it: whole microseconds since the epoch."""
-    delta = moment - _EPOCH
-    return str((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    return str(to_us(moment))
 
 
 def moment(text: str) -> datetime | None:
     try:
-        return _EPOCH + timedelta(microseconds=int(text))
+        return from_us(int(text))
     except (ValueError, OverflowError):
         return None
 

@@ -15,7 +15,8 @@ import dataclasses
 import ipaddress
 import json
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any, TypeAlias
 
 from asgiref.sync import sync_to_async
@@ -34,6 +35,21 @@ __all__ = [
     "StoreUnavailable",
     "UpdateError",
 ]
+
+
+#: Times at rest and in page links are counted from here, in whole microseconds.
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def to_us(moment: datetime) -> int:
+    """``moment`` (aware) as whole microseconds since :data:`EPOCH`, without float rounding."""
+    delta = moment - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    """The aware UTC time ``us`` microseconds after :data:`EPOCH`."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 class CorruptSession(ValueError):

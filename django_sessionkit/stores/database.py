@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -159,12 +159,16 @@ class DatabaseStore(Store):
             return self._update(key, record, changes)
 
     def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
-        values = {"expires_at": expires_at, "last_seen": last_seen, "key": key}
-        values["expires_at__now"] = timezone.now()
-        return self._execute("touch", values) > 0
+        params = [
+            ("expires_at", expires_at),
+            ("last_seen", last_seen),
+            ("key", key),
+            ("expires_at", timezone.now()),
+        ]
+        return self._execute("touch", params) > 0
 
     def delete(self, key: str) -> None:
-        self._execute("delete", {"key": key})
+        self._execute("delete", [("key", key)])
 
     def exists(self, key: str) -> bool:
         with self._errors():
@@ -292,18 +296,16 @@ class DatabaseStore(Store):
             }
         return self._sql
 
-    def _execute(self, statement: str, values: dict[str, Any]) -> int:
-        """Run one of :meth:`_statements` with ``values`` in its parameter order; the row count.
+    def _execute(self, statement: str, params: Iterable[tuple[str, Any]]) -> int:
+        """Run one of :meth:`_statements`; the row count.
 
-        A key ``"<field>__<anything>"`` is prepared as that field (the same column twice).
+        ``params``: (field name, value) in the statement's parameter order; each value is
+        prepared by its field, as the ORM would prepare it.
         """
         connection = connections[self.alias]
-        params = [
-            _FIELDS[name.partition("__")[0]].get_db_prep_save(value, connection)
-            for name, value in values.items()
-        ]
+        prepared = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in params]
         with self._errors(), connection.cursor() as cursor:
-            cursor.execute(self._statements()[statement], params)
+            cursor.execute(self._statements()[statement], prepared)
             return int(cursor.rowcount)
 
     def _delete(self, rows: QuerySet[Session]) -> int:
@@ -376,7 +378,8 @@ class DatabaseStore(Store):
         }
 
     def _insert(self, key: str, record: SessionRecord) -> SessionRecord:
-        values = {"key": key, **self._written(record, 1), "created_at": record.created_at}
+        values = [("key", key), *self._written(record, 1).items()]
+        values.append(("created_at", record.created_at))
         # Inside a transaction a failed INSERT would poison it: guard with a savepoint.
         guard = (
             transaction.atomic(using=self.alias)
@@ -397,7 +400,7 @@ class DatabaseStore(Store):
                 raise UpdateError(f"session {key[:12]}… no longer exists")
             return record.with_data(record.data, record.version + 1)
         data, version = record.data, record.version
-        values = {**self._written(record, version + 1), "key": key, "version__expected": version}
+        values = [*self._written(record, version + 1).items(), ("key", key), ("version", version)]
         if self._execute("update", values):
             return record.with_data(data, version + 1)
         # Someone saved meanwhile (or the session is gone): merge onto the newer copy. The

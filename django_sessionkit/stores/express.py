@@ -66,6 +66,7 @@ from redis.exceptions import NoScriptError, RedisError
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.stores import redis_client
 from django_sessionkit.stores.base import (
+    EPOCH,
     Changes,
     CorruptSession,
     CreateError,
@@ -117,7 +118,6 @@ OWN_OPTIONS: dict[str, tuple[type, ...]] = {
 MAX_SAVE_ATTEMPTS = 20
 SCAN_COUNT = 100  # connect-redis's ``scanCount`` default
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # KEYS: the session key. ARGV: op ('create' | 'update'), SHA-1 of the value read,
 # new value, TTL seconds ('' = no TTL). Returns 1 written, 2 deleted (TTL <= 0),

@@ -65,7 +65,7 @@ import json
 import logging
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import redis.cluster
@@ -83,14 +83,15 @@ from django_sessionkit.stores.base import (
     StoreUnavailable,
     UpdateError,
     as_network,
+    from_us,
     matches,
+    to_us,
 )
 
 logger = logging.getLogger("django_sessionkit")
 
 __all__ = ["RedisStore"]
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DATA = "d:"
 #: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest).
 PRUNE_ON_LIST = 1000
@@ -440,21 +441,12 @@ def _eval(script: Script, keys: builtins.list[str], args: builtins.list[Any]) ->
     return Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
 
-def _us(moment: datetime) -> int:
-    delta = moment - EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _ms_ceiling(moment: datetime) -> int:
-    return -(-_us(moment) // 1000)
-
-
-def _moment(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
+    return -(-to_us(moment) // 1000)
 
 
 def _now_us() -> int:
-    return _us(datetime.now(timezone.utc))
+    return to_us(datetime.now(timezone.utc))
 
 
 def _json(value: Any) -> str:
@@ -488,14 +480,14 @@ def ip_code(ip: str | None) -> str:
     return f"{address.version}{address.packed.hex()}"
 
 
-def where(record: SessionRecord) -> str:
+def where(user_id: str | None, ip: str | None) -> str:
     """Which of the who- and per-address sets a session belongs in (see ``INDEX_LIB``)."""
-    return ("a" if record.user_id is None else "i") + ip_code(record.ip)
+    return ("a" if user_id is None else "i") + ip_code(ip)
 
 
 def _score(after: Cursor | None) -> tuple[str, str]:
     """The PAGE script's cursor arguments (score is minus last seen, as in the seen sets)."""
-    return ("", "") if after is None else (str(-_us(after.last_seen)), after.key)
+    return ("", "") if after is None else (str(-to_us(after.last_seen)), after.key)
 
 
 class RedisStore(Store):
@@ -628,7 +620,7 @@ class RedisStore(Store):
         if not fields:
             return None
         try:
-            expires_at = _moment(int(fields["e"]))
+            expires_at = from_us(int(fields["e"]))
             record = SessionRecord(
                 data={
                     name[len(DATA) :]: json.loads(value)
@@ -636,8 +628,8 @@ class RedisStore(Store):
                     if name.startswith(DATA)
                 },
                 expires_at=expires_at,
-                created_at=_moment(int(fields["c"])),
-                last_seen=_moment(int(fields["l"])),
+                created_at=from_us(int(fields["c"])),
+                last_seen=from_us(int(fields["l"])),
                 user_id=fields.get("u"),
                 ip=fields.get("ip"),
                 user_agent=fields.get("ua", ""),
@@ -677,9 +669,9 @@ class RedisStore(Store):
             for name, delta in changes.increments.items():
                 incr += [DATA + name, _json(data[name]), _json(delta)]
         meta = [
-            ("e", str(_us(record.expires_at))),
-            ("c", str(_us(record.created_at))),
-            ("l", str(_us(record.last_seen))),
+            ("e", str(to_us(record.expires_at))),
+            ("c", str(to_us(record.created_at))),
+            ("l", str(to_us(record.last_seen))),
             ("ua", record.user_agent or ""),
         ]
         unset = []
@@ -689,8 +681,8 @@ class RedisStore(Store):
             else:
                 meta.append((name, str(value)))
         op = "create" if must_create else ("replace" if changes is None else "merge")
-        exp_score, seen_score = str(_us(record.expires_at)), str(-_us(record.last_seen))
-        place = where(record)
+        exp_score, seen_score = str(to_us(record.expires_at)), str(-to_us(record.last_seen))
+        place = where(record.user_id, record.ip)
         args = [op, str(record.version), str(_ms_ceiling(record.expires_at)), key]
         args += [exp_score, seen_score, self.index_base, place]
         args += _flat(meta) + _names(unset) + _flat(to_set) + _names(removed)
@@ -744,8 +736,8 @@ class RedisStore(Store):
         return undo or [Call(("PING",))]
 
     def _touch_steps(self, key: str, expires_at: datetime, last_seen: datetime) -> Steps[bool]:
-        exp_score, seen_score = str(_us(expires_at)), str(-_us(last_seen))
-        args = [str(_now_us()), exp_score, str(_us(last_seen)), str(_ms_ceiling(expires_at))]
+        exp_score, seen_score = str(to_us(expires_at)), str(-to_us(last_seen))
+        args = [str(_now_us()), exp_score, str(to_us(last_seen)), str(_ms_ceiling(expires_at))]
         args += [key, seen_score, self.index_base]
         redis_key = self.session_key(key)
         if self.inline_index:
@@ -769,9 +761,7 @@ class RedisStore(Store):
         (fields,) = yield [Call(("HMGET", self.session_key(key), "u", "ip"))]
         if isinstance(fields, Exception):
             return
-        user_id, ip = fields
-        place = ("a" if user_id is None else "i") + ip_code(ip)
-        yield [self._index_call("xx", key, exp_score, seen_score, place)]
+        yield [self._index_call("xx", key, exp_score, seen_score, where(*fields))]
 
     def _delete_steps(self, key: str) -> Steps[None]:
         # The user's set keeps the member; it is checked whenever read and swept by purge.
@@ -858,7 +848,7 @@ class RedisStore(Store):
                 if matches(r, signed_in=signed_in, network=network)
                 and (after is None or after.comes_before(k, r))
             ]
-            found.sort(key=lambda item: (-_us(item[1].last_seen), item[0]))
+            found.sort(key=lambda item: (-to_us(item[1].last_seen), item[0]))
             return found[:limit]
         page: dict[str, Any] = {"who": {None: "", True: "i", False: "a"}[signed_in]}
         if network is not None:
