@@ -31,7 +31,7 @@ def env_list(name: str, default: str) -> list[str]:
     return os.environ.get(name, default).replace(",", " ").split()
 
 
-PARTS = env_list("BENCH_PARTS", "roundtrips http burst admin purge")
+PARTS = env_list("BENCH_PARTS", "roundtrips cost http burst admin purge")
 SERVERS = env_list("BENCH_SERVERS", "gunicorn uvicorn express")
 #: Express's engines: its own ceiling (no express-session) and express-session + connect-redis.
 EXPRESS_ENGINES = ["none", "express_redis"]
@@ -75,9 +75,9 @@ def child_env(engine: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def task(name: str, engine: str, **extra: str) -> dict[str, Any]:
+def task(name: str, engine: str, module: str = "bench.tasks", **extra: str) -> dict[str, Any]:
     proc = subprocess.run(
-        [str(VENV / "python"), "-m", "bench.tasks", name],
+        [str(VENV / "python"), "-m", module, name],
         cwd=ROOT,
         env=child_env(engine, **extra),
         capture_output=True,
@@ -315,6 +315,29 @@ def print_roundtrips(results: dict[str, Any]) -> None:
         print(f"{engine:<15} " + " ".join(f"{c:>16}" for c in cells))
 
 
+# --- cost per request (bench/cost.py) ---------------------------------------------------
+
+
+def cost_part() -> dict[str, Any]:
+    return {e: task("cost", e, module="bench.cost")["cost"] for e in ENGINES}
+
+
+def print_cost(results: dict[str, Any]) -> None:
+    print("\n### Cost per request, in-process (WSGI handler called directly, no HTTP server)")
+    print("µs per request: wall; CPU of the Django process; CPU of the store server (Redis,")
+    print("or this connection's PostgreSQL backend); 'over none' = both CPUs minus the bare")
+    print("handler's, i.e. what the session costs the machine on top of the ceiling.\n")
+    base = results.get("none", {}).get("untouched", {}).get("cpu_us", 0.0)
+    print(f"{'engine':<15} {'case':<10} {'wall':>8} {'CPU':>8} {'server':>8} {'over none':>10}")
+    for engine, cases in results.items():
+        for case, r in cases.items():
+            over = r["cpu_us"] + r["server_us"] - base
+            print(
+                f"{engine:<15} {case:<10} {r['wall_us']:>8.0f} {r['cpu_us']:>8.0f}"
+                f" {r['server_us']:>8.0f} {over:>10.0f}"
+            )
+
+
 # --- lost updates (issue 10) ------------------------------------------------------------
 
 
@@ -483,6 +506,7 @@ def main() -> int:
     report: dict[str, Any] = {}
     printers = {
         "roundtrips": (roundtrip_part, print_roundtrips),
+        "cost": (cost_part, print_cost),
         "http": (http_part, print_http),
         "burst": (burst_part, print_burst),
         "admin": (admin_part, print_admin),
