@@ -106,10 +106,7 @@ def measure(case: str, cookies: list[str], server: Callable[[], float]) -> dict[
 
 def main() -> None:
     has_session = ENGINE not in ("none", "floor_redis")
-    if has_session:
-        primed = call(f"/prime/?n={VISITORS}").decode().split()
-    else:
-        primed = [""]
+    primed = call(f"/prime/?n={VISITORS}").decode().split() if has_session else [""]
     cookies = [primed[i % len(primed)] for i in range(REQUESTS)]
     server = server_cpu_us()
     out: dict[str, Any] = {}

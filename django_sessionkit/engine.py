@@ -232,7 +232,12 @@ class SessionStore(SessionBase):
             for k, text in current.items()
             if k not in increments and self._snapshot.get(k) != text
         }
-        return Changes(set=changed, removed=set(self._snapshot) - set(data), increments=increments)
+        return Changes(
+            set=changed,
+            removed=set(self._snapshot) - set(data),
+            increments=increments,
+            loaded=self._record,
+        )
 
     # --- atomic counters ----------------------------------------------------
 

@@ -4,6 +4,7 @@ round-trip budgets, failover, a server stopped mid-test, layout at rest and syst
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -62,6 +63,35 @@ class RedisContractExtras(StoreContract):
         assert sum(len(k) for k in dump) > 0
         for raw_id in raw_ids:
             assert not any(raw_id in text for text in dump), raw_id
+
+    def test_a_save_rewrites_only_the_metadata_changed_since_its_load(
+        self, store: RedisStore
+    ) -> None:
+        key, loaded = self.create(store, data={"n": 1}, user_id="7")
+        raw = redis_client_of(store)
+        # Written meanwhile by another request; this one's metadata is still as it loaded it.
+        raw.hset(store.session_key(key), mapping={"ip": "203.0.113.5", "ua": "Other"})
+        later = loaded.last_seen + timedelta(seconds=5)
+        same = dataclasses.replace(loaded, data={"n": 2}, last_seen=later)
+        store.save(key, same, changes=Changes(set={"n": 2}, loaded=loaded))
+        after = store.load(key)
+        assert after is not None
+        assert (after.ip, after.user_agent, after.user_id) == ("203.0.113.5", "Other", "7")
+        assert (after.data, after.last_seen) == ({"n": 2}, later)
+        # What did change since the load is written, a user that signed out removed.
+        moved = dataclasses.replace(
+            loaded, data={"n": 3}, user_id=None, ip="198.51.100.1", user_agent="New"
+        )
+        store.save(key, moved, changes=Changes(set={"n": 3}, loaded=loaded))
+        after = store.load(key)
+        assert after is not None
+        assert (after.ip, after.user_agent, after.user_id) == ("198.51.100.1", "New", None)
+        assert after.created_at == loaded.created_at
+        # Without a loaded record every field is written, as before.
+        store.save(key, dataclasses.replace(loaded, data={"n": 4}), changes=Changes(set={"n": 4}))
+        after = store.load(key)
+        assert after is not None
+        assert (after.ip, after.user_agent, after.user_id) == (loaded.ip, loaded.user_agent, "7")
 
     def test_async_twins_under_asyncio_run(self, store: RedisStore) -> None:
         async def scenario() -> int:
@@ -364,6 +394,7 @@ def test_round_trips_per_operation(
             store.save(warm, make_record(user_id=str(i)), must_create=True)
             store.touch(warm, timezone.now() + timedelta(hours=1), timezone.now())
             store.load(warm)
+            store.delete(warm)  # loads the unindex script too (else: NOSCRIPT, SCRIPT LOAD)
         trips = RoundTrips(monkeypatch)
         key = new_key()
         record = make_record(data={"a": 1}, user_id="1")

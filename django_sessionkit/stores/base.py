@@ -93,11 +93,16 @@ class Changes:
     ``increments``: numeric keys changed by ``SessionStore.incr()``, as deltas, so
     that a save merged onto a newer copy adds to the newer count instead of
     overwriting it. A key is in at most one of the three.
+
+    ``loaded``: the record as the request loaded it, when known. A store may leave
+    out of its write the metadata that is still what was loaded (the Redis store
+    then rewrites only expiry and last activity on most saves).
     """
 
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     removed: builtins.set[str] = dataclasses.field(default_factory=builtins.set)
     increments: dict[str, int | float] = dataclasses.field(default_factory=dict)
+    loaded: SessionRecord | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.set or self.removed or self.increments)

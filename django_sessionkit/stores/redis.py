@@ -668,14 +668,17 @@ class RedisStore(Store):
             removed = [DATA + name for name in changes.removed]
             for name, delta in changes.increments.items():
                 incr += [DATA + name, _json(data[name]), _json(delta)]
-        meta = [
-            ("e", str(to_us(record.expires_at))),
-            ("c", str(to_us(record.created_at))),
-            ("l", str(to_us(record.last_seen))),
-            ("ua", record.user_agent or ""),
-        ]
+        meta = [("e", str(to_us(record.expires_at))), ("l", str(to_us(record.last_seen)))]
         unset = []
-        for name, value in (("u", record.user_id), ("ip", record.ip)):
+        # Metadata still as loaded is left out: fewer fields to write in Redis's time.
+        loaded = None if changes is None else changes.loaded
+        if loaded is None or loaded.created_at != record.created_at:
+            meta.append(("c", str(to_us(record.created_at))))
+        if loaded is None or loaded.user_agent != record.user_agent:
+            meta.append(("ua", record.user_agent or ""))
+        for name, value, attribute in (("u", record.user_id, "user_id"), ("ip", record.ip, "ip")):
+            if loaded is not None and getattr(loaded, attribute) == value:
+                continue
             if value is None:
                 unset.append(name)
             else:
