@@ -44,10 +44,11 @@ handler = WSGIHandler()
 
 
 def call(path: str, cookie: str = "") -> bytes:
+    path_info, _, query = path.partition("?")
     environ = {
         "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": path.partition("?")[2],
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -57,8 +58,6 @@ def call(path: str, cookie: str = "") -> bytes:
         "wsgi.input": io.BytesIO(),
         "wsgi.url_scheme": "http",
     }
-    if "?" in path:
-        environ["PATH_INFO"] = path.partition("?")[0]
     if cookie:
         environ["HTTP_COOKIE"] = cookie
     status: list[str] = []

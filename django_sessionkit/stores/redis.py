@@ -453,6 +453,18 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _meta(record: SessionRecord) -> builtins.list[tuple[str, str | None]]:
+    """A record's metadata fields as the hash keeps them; ``None``: the field is absent."""
+    return [
+        ("e", str(to_us(record.expires_at))),
+        ("c", str(to_us(record.created_at))),
+        ("l", str(to_us(record.last_seen))),
+        ("ua", record.user_agent or ""),
+        ("u", None if record.user_id is None else str(record.user_id)),
+        ("ip", None if record.ip is None else str(record.ip)),
+    ]
+
+
 def _flat(pairs: builtins.list[tuple[str, str]]) -> builtins.list[str]:
     out: builtins.list[str] = [str(len(pairs))]
     for name, value in pairs:
@@ -668,21 +680,11 @@ class RedisStore(Store):
             removed = [DATA + name for name in changes.removed]
             for name, delta in changes.increments.items():
                 incr += [DATA + name, _json(data[name]), _json(delta)]
-        meta = [("e", str(to_us(record.expires_at))), ("l", str(to_us(record.last_seen)))]
-        unset = []
-        # Metadata still as loaded is left out: fewer fields to write in Redis's time.
-        loaded = None if changes is None else changes.loaded
-        if loaded is None or loaded.created_at != record.created_at:
-            meta.append(("c", str(to_us(record.created_at))))
-        if loaded is None or loaded.user_agent != record.user_agent:
-            meta.append(("ua", record.user_agent or ""))
-        for name, value, attribute in (("u", record.user_id, "user_id"), ("ip", record.ip, "ip")):
-            if loaded is not None and getattr(loaded, attribute) == value:
-                continue
-            if value is None:
-                unset.append(name)
-            else:
-                meta.append((name, str(value)))
+        # Metadata still as the request loaded it is left out: fewer fields for Redis to write.
+        loaded = {} if changes is None or changes.loaded is None else dict(_meta(changes.loaded))
+        fields = [(name, v) for name, v in _meta(record) if name not in loaded or loaded[name] != v]
+        meta = [(name, value) for name, value in fields if value is not None]
+        unset = [name for name, value in fields if value is None]
         op = "create" if must_create else ("replace" if changes is None else "merge")
         exp_score, seen_score = str(to_us(record.expires_at)), str(-to_us(record.last_seen))
         place = where(record.user_id, record.ip)
