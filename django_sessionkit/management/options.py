@@ -17,6 +17,8 @@ MAX_BATCH_SIZE = 100_000
 #: A ``--session`` prefix shorter than this matches too much to be a safe target.
 MIN_PREFIX_LENGTH = 8
 KEY_LENGTH = 64
+#: The shortest session_key ``--session`` takes (GENID's shortest id).
+MIN_SESSION_KEY_LENGTH = 16
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -86,8 +88,8 @@ def key_prefix(value: str, option: str = "--session") -> str:
     from django_sessionkit.engine import store_key
     from django_sessionkit.management.lookup import handle_of
 
-    session_id = cookies.key_to_id(value.strip())
-    if session_id is not None and len(session_id) >= MIN_PREFIX_LENGTH:
+    text = value.strip()
+    if len(text) >= MIN_SESSION_KEY_LENGTH and (session_id := cookies.key_to_id(text)):
         return handle_of(store_key(session_id), KEY_LENGTH)
     raise CommandError(
         f"{option} {value!r} is not accepted: give the start of the session's key as "
