@@ -123,3 +123,20 @@ def test_client_kill_under_a_stream_of_increments_loses_and_doubles_nothing(
     stored = browser.get("/read/").json()["data"]["views"]
     # Every 200 counted exactly once; a 503 may have been applied (once) before its error.
     assert 1 + served <= stored <= 1 + len(statuses)
+
+
+def test_an_express_layout_save_whose_reply_is_lost_is_counted_once(through_proxy: Proxy) -> None:
+    store = {
+        "BACKEND": "django_sessionkit.stores.express.ExpressRedisStore",
+        "LOCATION": through_proxy.url,
+        "OPTIONS": {"PREFIX": f"exactly-once-express-{os.getpid()}-{time.monotonic_ns()}:"},
+    }
+    with override_settings(SESSIONKIT={"COMPAT": "express", "STORE": store}):
+        browser = Client()
+        assert browser.get("/incr/").json() == {"views": 1}
+        for expected in range(2, 5):
+            through_proxy.drop_reply_to(b"EVAL")  # EVALSHA, or EVAL the first time
+            assert browser.get("/incr/").json() == {"views": expected}
+        assert through_proxy.dropped == 3
+        assert browser.get("/read/").json()["data"]["views"] == 4
+        get_store().close()  # type: ignore[attr-defined]
