@@ -78,6 +78,7 @@ from django_sessionkit.stores.base import (
     UpdateError,
     as_network,
     aware,
+    guarded,
     matches,
 )
 
@@ -406,6 +407,7 @@ class ExpressRedisStore(Store):
 
     # --- the contract -----------------------------------------------------------
 
+    @guarded
     def load(self, key: str) -> SessionRecord | None:
         redis_key = self.redis_key(key)
         try:
@@ -417,6 +419,7 @@ class ExpressRedisStore(Store):
             raise self._unavailable(exc) from exc
         return self._record(key, text, pttl, _now())
 
+    @guarded
     def save(
         self,
         key: str,
@@ -463,6 +466,7 @@ class ExpressRedisStore(Store):
             )
         )
 
+    @guarded
     def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
         """connect-redis's touch: ``EXPIRE`` only. ``last_seen`` is not stored (it would
         need the JSON rewritten); the next save records it."""
@@ -479,12 +483,14 @@ class ExpressRedisStore(Store):
         except RedisError as exc:
             raise self._unavailable(exc) from exc
 
+    @guarded
     def delete(self, key: str) -> None:
         try:
             self._client().delete(self.redis_key(key))
         except RedisError as exc:
             raise self._unavailable(exc) from exc
 
+    @guarded
     def exists(self, key: str) -> bool:
         try:
             return bool(self._client().exists(self.redis_key(key)))

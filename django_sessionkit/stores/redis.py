@@ -564,6 +564,10 @@ class RedisStore(Store):
         return StoreUnavailable(self.describe(), exc)
 
     def _run(self, plan: Plan) -> Results:
+        with self.guarded():
+            return self._run_plan(plan)
+
+    def _run_plan(self, plan: Plan) -> Results:
         client = redis_client.sync_client(self.config)
         try:
             results = self._send(client, plan)
@@ -598,6 +602,10 @@ class RedisStore(Store):
         return list(pipe.execute(raise_on_error=False))
 
     async def _arun(self, plan: Plan) -> Results:
+        with self.guarded():
+            return await self._arun_plan(plan)
+
+    async def _arun_plan(self, plan: Plan) -> Results:
         client = redis_client.async_client(self.config)
         try:
             results = await self._asend(client, plan)

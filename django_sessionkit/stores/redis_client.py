@@ -27,6 +27,8 @@ import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError
 
+from django_sessionkit.stores import breaker
+
 MODES = ("standalone", "sentinel", "cluster")
 SCHEMES = ("redis", "rediss", "unix")
 SSL_CERT_REQS = ("required", "optional", "none")
@@ -53,6 +55,7 @@ OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "SSL_CERT_REQS": (str,),
     "SSL_CHECK_HOSTNAME": (bool,),
     "CONNECTION_POOL_KWARGS": (dict,),
+    **breaker.OPTIONS,
 }
 
 SSL_OPTIONS = ("SSL_CA_CERTS", "SSL_CERTFILE", "SSL_KEYFILE", "SSL_CERT_REQS", "SSL_CHECK_HOSTNAME")
@@ -131,6 +134,7 @@ def problems(location: Any, options: Mapping[str, Any]) -> list[str]:
         found.append(f"OPTIONS['MODE'] is {options.get('MODE')!r}; use one of {', '.join(MODES)}.")
         return found
     found += _number_problems(options)
+    found += breaker.problems(options)
     prefix = options.get("PREFIX", DEFAULTS["PREFIX"])
     if isinstance(prefix, str) and mode == "cluster" and ("{" in prefix or "}" in prefix):
         found.append(
