@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.humanize",  # allauth.usersessions' list page uses it
     "django.contrib.messages",
     "django.contrib.sites",
     "django.contrib.staticfiles",
@@ -101,6 +102,7 @@ ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_RATE_LIMITS = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_TOLERANCE = 1  # a code computed just before a 30 s boundary is still accepted
 
 # axes: three failures lock the username out; a success resets the count.
 AXES_FAILURE_LIMIT = 3

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from debug_toolbar.toolbar import debug_toolbar_urls
 from django.contrib import admin
 from django.urls import include, path
-from debug_toolbar.toolbar import debug_toolbar_urls
 from two_factor.urls import urlpatterns as two_factor_urls
 
 from tests.compat import views
