@@ -20,6 +20,12 @@ from tests.services import service_missing
 pytest_plugins = ["tests.redis_fixtures"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres() -> None:
+    """Skip (fail under CI=true) before any database is set up when PostgreSQL is missing."""
+    require_postgres()
+
+
 def require_postgres() -> None:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         service_missing(
@@ -31,7 +37,6 @@ def require_postgres() -> None:
 
 @pytest.fixture(params=["database", "redis"])
 def store(request: pytest.FixtureRequest, db: None) -> Iterator[Store]:
-    require_postgres()
     if request.param == "database":
         config = {"BACKEND": "django_sessionkit.stores.database.DatabaseStore"}
         with override_settings(SESSIONKIT={"STORE": {**config, "LOCATION": "default"}}):

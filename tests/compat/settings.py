@@ -104,9 +104,9 @@ ACCOUNT_RATE_LIMITS = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_TOLERANCE = 1  # a code computed just before a 30 s boundary is still accepted
 
-# axes: three failures lock the username out; a success resets the count.
+# axes: three failures lock a username out (from that address); a success resets the count.
 AXES_FAILURE_LIMIT = 3
-AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
