@@ -18,7 +18,10 @@ class WhoAmIConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         user = self.scope["user"]
         await self.send_json(
-            {"user": user.get_username() if user.is_authenticated else None},
+            {
+                "user": user.get_username() if user.is_authenticated else None,
+                "session_key": self.scope["session"].session_key,
+            }
         )
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

@@ -9,6 +9,8 @@ import struct
 import time
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
@@ -16,6 +18,7 @@ from django_sessionkit import cookies
 from django_sessionkit.engine import store_key
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import SessionRecord
+from tests.compat.consumers import application
 
 PASSWORD = "correct horse battery staple"
 
@@ -42,6 +45,12 @@ def stored(client: Client) -> SessionRecord | None:
     """The record the client's cookie leads to in the store of this test, or None."""
     key = key_in_store(client)
     return None if key is None else get_store().load(key)
+
+
+def view_key(client: Client) -> str | None:
+    """``request.session.session_key`` as a view sees it for this client."""
+    key: str | None = client.get("/session/key/").json()["session_key"]
+    return key
 
 
 def whoami(client: Client) -> dict[str, Any]:
@@ -83,3 +92,21 @@ def totp(secret_b32: str, at: float | None = None, step: int = 30, digits: int =
     offset = mac[-1] & 0x0F
     value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 10**digits:0{digits}d}"
+
+
+def talk(cookie: str | None) -> list[Any]:
+    """Connect with ``cookie`` as the Cookie header, ask the consumer to write the session."""
+
+    async def run() -> list[Any]:
+        headers = [] if cookie is None else [(b"cookie", cookie.encode())]
+        communicator = WebsocketCommunicator(application, "/ws/whoami/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        received = [await communicator.receive_json_from()]
+        if cookie is not None:
+            await communicator.send_json_to({"remember": "from the websocket"})
+            received.append(await communicator.receive_json_from())
+        await communicator.disconnect()
+        return received
+
+    return async_to_sync(run)()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("page/", views.page),
     path("session/", views.session_data),
     path("session/set/<str:key>/<str:value>/", views.set_value),
+    path("session/key/", views.session_key),
     path("csrf-token/", views.csrf_token),
     path("form/", views.protected_form),
     path("messages/add/", views.add_message),

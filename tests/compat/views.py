@@ -41,6 +41,11 @@ def session_data(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"data": dict(request.session.items())})
 
 
+def session_key(request: HttpRequest) -> JsonResponse:
+    """What a view sees as ``request.session.session_key`` (what apps copy into tables)."""
+    return JsonResponse({"session_key": request.session.session_key})
+
+
 def csrf_token(request: HttpRequest) -> HttpResponse:
     return HttpResponse(get_token(request), content_type="text/plain")
 
