@@ -118,9 +118,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
 
-# The toolbar shows only with DEBUG = True (the toolbar's test turns it on) and INTERNAL_IPS;
-# its URLs are installed, so it may run under pytest.
-DEBUG_TOOLBAR_CONFIG = {"IS_RUNNING_TESTS": False}
+# The debug toolbar shows with its default SHOW_TOOLBAR_CALLBACK: DEBUG = True (its test
+# turns it on) and a client in INTERNAL_IPS (the test client's 127.0.0.1).
 
 ASGI_APPLICATION = "tests.compat.consumers.application"
 
