@@ -30,12 +30,30 @@ OUR_APP = "django_sessionkit"
 
 
 def swap_middleware() -> None:
-    """``django.contrib.sessions.middleware.SessionMiddleware`` is ours from now on."""
+    """``django.contrib.sessions.middleware.SessionMiddleware`` is ours from now on.
+
+    Django's own class stays importable under another name only by code that imported it
+    before this swap; building one fails loudly, so no test silently runs Django's.
+    """
     import django.contrib.sessions.middleware as django_middleware
 
     from django_sessionkit.middleware import SessionMiddleware
 
+    original = django_middleware.SessionMiddleware
+    if original is SessionMiddleware:
+        return
     django_middleware.SessionMiddleware = SessionMiddleware  # type: ignore[misc]
+    original_init = original.__init__
+
+    def refuse_django_middleware(self: Any, *args: Any, **kwargs: Any) -> None:
+        if type(self) is original:
+            raise RuntimeError(
+                "Django's own SessionMiddleware was built while Django's test suite runs "
+                "against django_sessionkit: it was imported before the swap"
+            )
+        original_init(self, *args, **kwargs)
+
+    original.__init__ = refuse_django_middleware  # type: ignore[method-assign]
 
 
 def patch_django_setup() -> None:

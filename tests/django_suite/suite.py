@@ -57,6 +57,9 @@ APPS = (
     "flatpages_tests",
     "async",
     "deprecation",
+    # Not one of Django's apps: its SessionTestsMixin, the contract Django holds each of its
+    # own backends to, held against ours (needs sessions_tests in the same run).
+    "sessionkit_contract",
 )
 SETTINGS = {
     "sqlite": "sessionkit_settings_sqlite",
