@@ -302,8 +302,10 @@ def print_table(outcomes: list[Outcome]) -> None:
         say(f"{outcome.configuration:<13}  {'total':<{width}}  {row}   ({outcome.seconds:.0f} s)")
 
 
-def report(outcomes: list[Outcome], full_run: bool) -> bool:
-    print_table(outcomes)
+def report(outcomes: list[Outcome], missing: list[str], full_run: bool) -> bool:
+    """Print the table, the failures and notes; whether the run passed."""
+    if outcomes:
+        print_table(outcomes)
     ok = True
     for outcome in outcomes:
         if outcome.error is not None:
@@ -323,11 +325,26 @@ def report(outcomes: list[Outcome], full_run: bool) -> bool:
                 relevant = [o for o in ran if o.configuration in entry.configurations]
                 if relevant and not any(entry.line in getattr(o, attribute) for o in relevant):
                     say(f"note: {path.name}:{entry.line} {entry.test_id} matched no test")
+    for what in missing:
+        if in_ci():
+            ok = False
+            say(f"\nFAILED: {what} (CI=true: a missing part fails the run)")
+        else:
+            say(f"\nSKIPPED {what}")
     failed = sum(len(o.failures) for o in outcomes)
+    broke = [o.configuration for o in outcomes if o.error is not None]
+    verdict = []
+    if failed:
+        verdict.append(f"{failed} failing test(s) not listed in differences.txt")
+    if broke:
+        verdict.append(f"the {' and '.join(broke)} run broke")
+    if missing:
+        verdict.append(f"{len(missing)} part(s) could not run")
     if ok:
-        say("\nDjango's test suite: no failures beyond the listed differences")
+        summary = "no failures beyond the listed differences"
+        say(f"\nDjango's test suite: {'; '.join([summary, *verdict])}")
     else:
-        say(f"\nDjango's test suite: {failed} failing test(s) not listed in differences.txt")
+        say(f"\nDjango's test suite FAILED: {'; '.join(verdict)}")
     return ok
 
 
@@ -361,21 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     labels = options.labels or list(APPS)
     configurations = lists.CONFIGURATIONS if options.config == "all" else (options.config,)
     lists.read(lists.EXCLUDED), lists.read(lists.DIFFERENCES)  # a bad line fails before any run
-
-    def unavailable(what: str, exc: Unavailable) -> int:
-        if in_ci():
-            say(f"\nFAILED: {what}: {exc} (CI=true: this fails the run)")
-            return 1
-        say(f"\nSKIPPED {what}: {exc}")
-        return 0
+    full_run = not options.labels and not extra
 
     try:
         tests_dir = django_tests_dir(django_version())
     except Unavailable as exc:
-        return unavailable("Django's test suite", exc)
+        return 0 if report([], [f"Django's test suite: {exc}"], full_run) else 1
 
     outcomes = []
-    status = 0
+    missing = []
     for configuration in configurations:
         if configuration == "redis":
             try:
@@ -387,10 +398,9 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     )
             except Unavailable as exc:
-                status |= unavailable("Django's test suite on Redis", exc)
+                missing.append(f"Django's test suite on Redis: {exc}")
         else:
             outcomes.append(
                 run_configuration(configuration, tests_dir, labels, options.parallel, extra, {})
             )
-    ok = report(outcomes, full_run=not options.labels and not extra)
-    return status | (0 if ok else 1)
+    return 0 if report(outcomes, missing, full_run) else 1
