@@ -57,8 +57,8 @@ APPS = (
     "flatpages_tests",
     "async",
     "deprecation",
-    # Not one of Django's apps: its SessionTestsMixin, the contract Django holds each of its
-    # own backends to, held against ours (needs sessions_tests in the same run).
+    # Not one of Django's apps: Django's tests that take the engine as a parameter
+    # (SessionTestsMixin, CSRF_USE_SESSIONS), given ours; needs sessions_tests and csrf_tests.
     "sessionkit_contract",
 )
 SETTINGS = {
