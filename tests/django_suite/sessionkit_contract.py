@@ -1,8 +1,8 @@
 """Django's own tests that take the session engine as a parameter, given ours.
 
 Not one of Django's test apps: these subclass Django's test classes the way Django
-does for each of its own backends. Run with ``sessions_tests`` and ``csrf_tests`` in
-the same run (``python -m tests.django_suite`` does), which install their models.
+does for each of its own backends. ``sessionkit_runtests.py`` installs the test apps
+they come from (``sessions_tests``, ``csrf_tests``) whenever this module runs.
 """
 
 from typing import Any

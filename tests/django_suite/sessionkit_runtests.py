@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +28,9 @@ from typing import Any
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 OUR_MIDDLEWARE = "django_sessionkit.middleware.SessionMiddleware"
 OUR_APP = "django_sessionkit"
+#: Our module of Django's parametrised tests, and the test apps whose classes it subclasses.
+CONTRACT = "sessionkit_contract"
+CONTRACT_APPS = ("sessions_tests", "csrf_tests")
 
 
 def swap_middleware() -> None:
@@ -74,6 +78,15 @@ def patch_runtests(runtests: ModuleType) -> None:
     runtests.ALWAYS_MIDDLEWARE[:] = [
         OUR_MIDDLEWARE if name == DJANGO_MIDDLEWARE else name for name in runtests.ALWAYS_MIDDLEWARE
     ]
+    find_modules = runtests.get_filtered_test_modules
+
+    def get_filtered_test_modules(*args: Any, **kwargs: Any) -> Iterator[str]:
+        yield from find_modules(*args, **kwargs)
+        labels = kwargs.get("test_labels") or (args[3] if len(args) > 3 else None) or []
+        if any(label.split(".")[0] == CONTRACT for label in labels):
+            yield from CONTRACT_APPS  # installed as apps even when only the contract runs
+
+    runtests.get_filtered_test_modules = get_filtered_test_modules
 
 
 def main_block(path: Path) -> ast.Module:

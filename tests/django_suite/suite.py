@@ -58,7 +58,7 @@ APPS = (
     "async",
     "deprecation",
     # Not one of Django's apps: Django's tests that take the engine as a parameter
-    # (SessionTestsMixin, CSRF_USE_SESSIONS), given ours; needs sessions_tests and csrf_tests.
+    # (SessionTestsMixin, CSRF_USE_SESSIONS), given ours.
     "sessionkit_contract",
 )
 SETTINGS = {
