@@ -122,9 +122,12 @@ SCAN_COUNT = 100  # connect-redis's ``scanCount`` default
 
 # KEYS: the session key. ARGV: op ('create' | 'update'), SHA-1 of the value read,
 # new value, TTL seconds ('' = no TTL). Returns 1 written, 2 deleted (TTL <= 0),
-# 0 create refused (exists), -1 missing, -2 changed since read.
+# 0 create refused (exists), -1 missing, -2 changed since read. A value already equal to the
+# new one is this very write run a second time (a client's retry after a lost reply; the
+# value carries its version and time): 1, and nothing is applied again.
 CAS_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
+if current == ARGV[3] then return 1 end
 if ARGV[1] == 'create' then
   if current then return 0 end
 else

@@ -25,6 +25,7 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError
 
 MODES = ("standalone", "sentinel", "cluster")
 SCHEMES = ("redis", "rediss", "unix")
@@ -58,8 +59,10 @@ SSL_OPTIONS = ("SSL_CA_CERTS", "SSL_CERTFILE", "SSL_KEYFILE", "SSL_CERT_REQS", "
 
 DEFAULTS: dict[str, Any] = {
     "PREFIX": "sessionkit:",
-    "SOCKET_TIMEOUT": 5.0,
-    "SOCKET_CONNECT_TIMEOUT": 5.0,
+    # A session store sits on every request's path: a server that does not answer within
+    # half a second is treated as down (a 503 at once) rather than holding the worker.
+    "SOCKET_TIMEOUT": 0.5,
+    "SOCKET_CONNECT_TIMEOUT": 0.5,
     "RETRY_ATTEMPTS": 3,
     "RETRY_BACKOFF_BASE": 0.01,
     "RETRY_BACKOFF_CAP": 0.5,
@@ -303,7 +306,13 @@ class RedisConfig:
         kwargs: dict[str, Any] = {
             "socket_timeout": float(self.option("SOCKET_TIMEOUT")),
             "socket_connect_timeout": float(self.option("SOCKET_CONNECT_TIMEOUT")),
-            "retry": retry_class(backoff, int(self.option("RETRY_ATTEMPTS"))),
+            # Retried: a connection that turns out dead (a restarted server, a killed
+            # client). Not retried: a timeout, where the server is alive but stalled and
+            # another attempt would only wait as long again. Replays are harmless either
+            # way: reads and touches are idempotent, and a save's token makes it so.
+            "retry": retry_class(
+                backoff, int(self.option("RETRY_ATTEMPTS")), supported_errors=(ConnectionError,)
+            ),
             "decode_responses": True,
         }
         if "MAX_CONNECTIONS" in self.options:
