@@ -19,9 +19,11 @@ with a message that says how to fix it. See docs/django-test-suite.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -32,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tests.django_suite import sessionkit_lists as lists
 
@@ -66,7 +69,7 @@ SETTINGS = {
     "redis": "sessionkit_settings_redis",
 }
 #: No single configuration may take longer than this (seconds).
-RUN_TIMEOUT = 15 * 60
+RUN_TIMEOUT = int(os.environ.get("SESSIONKIT_DJANGO_SUITE_TIMEOUT", 15 * 60))
 COLUMNS = ("ran", "passed", "skipped", "failed", "excluded", "differences")
 
 
@@ -201,10 +204,6 @@ class Outcome:
     error: str | None = None  # the run itself broke
     seconds: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.failures
-
 
 def app_of(test_id: str) -> str:
     return test_id.split(".", 1)[0]
@@ -233,13 +232,7 @@ def run_configuration(
     outcome = Outcome(configuration)
     started = time.monotonic()
     with log.open("w") as out:
-        try:
-            done = subprocess.run(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=RUN_TIMEOUT
-            )
-            returncode = done.returncode
-        except subprocess.TimeoutExpired:
-            returncode = None
+        returncode = run_with_timeout(command, out, env)
     outcome.seconds = time.monotonic() - started
     if returncode is None:
         outcome.error = f"timed out after {RUN_TIMEOUT} s"
@@ -253,6 +246,29 @@ def run_configuration(
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         outcome.error = f"runtests.py exited {returncode} with no failing test:\n{tail}"
     return outcome
+
+
+def run_with_timeout(command: list[str], out: IO[str], env: dict[str, str]) -> int | None:
+    """Run ``command``; its exit status, or ``None`` when it ran out of time.
+
+    runtests.py's parallel workers are its children: on a timeout the whole process group
+    we started (and only it) is killed, so no worker outlives the run.
+    """
+    process = subprocess.Popen(
+        command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    try:
+        return process.wait(RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
+    except BaseException:  # Ctrl-C: take runtests.py and its workers down too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+        raise
 
 
 def judge(outcome: Outcome, document: dict[str, object]) -> None:
