@@ -31,3 +31,17 @@ def pg_alias() -> Iterator[str]:
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
         )
     yield "pg"
+
+
+@pytest.fixture
+def mysql_alias() -> Iterator[str]:
+    """The MariaDB/MySQL alias, or a skip (fail under CI) saying how to start MariaDB."""
+    if "mysql" not in settings.DATABASES:
+        service_missing(
+            "MariaDB on 127.0.0.1:3306 (user root, empty password, database 'test') "
+            "with mysqlclient installed in .venv",
+            "Start it with: start-stop-daemon --start --oknodo --background --exec "
+            "/usr/sbin/mariadbd; bash tests/run installs mysqlclient "
+            "(pip install -e '.[mysql]' needs default-libmysqlclient-dev and pkg-config)",
+        )
+    yield "mysql"
