@@ -21,27 +21,53 @@ def other_user(db: None) -> object:
     return UserFactory(username="bob")
 
 
+#: The server behind each optional database alias (tests/settings.py adds an alias only when
+#: its server answers): what is missing, and how to start it.
+DATABASE_SERVICES = {
+    "pg": (
+        "PostgreSQL on 127.0.0.1:5432 (trust auth, database 'test')",
+        "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    ),
+    "mysql": (
+        "MariaDB (or MySQL) on 127.0.0.1:3306 (user root, empty password, database 'test')",
+        "Start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+    ),
+}
+MYSQL_DRIVER_MISSING = (
+    "mysqlclient, Django's MySQL/MariaDB driver,",
+    "Install it with: bash tests/run (it runs .venv/bin/pip install -e '.[mysql]', which "
+    "builds against Debian's default-libmysqlclient-dev and pkg-config)",
+)
+
+
+def database_alias(alias: str) -> str:
+    """``alias``, or a skip (fail under CI) saying how to start its server."""
+    if alias not in settings.DATABASES:
+        if alias == "mysql" and not settings.MYSQL_DRIVER:
+            service_missing(*MYSQL_DRIVER_MISSING)
+        service_missing(*DATABASE_SERVICES[alias])
+    return alias
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked for a database whose server is not there skips (fails under CI) with
+    the how-to, before pytest-django refuses the unknown alias with ImproperlyConfigured."""
+    marker = item.get_closest_marker("django_db")
+    databases = marker.kwargs.get("databases", ()) if marker else ()
+    if isinstance(databases, (list, tuple)):
+        for alias in databases:
+            if alias in DATABASE_SERVICES:
+                database_alias(alias)
+
+
 @pytest.fixture
 def pg_alias() -> Iterator[str]:
     """The PostgreSQL alias, or a skip (fail under CI) saying how to start PostgreSQL."""
-    if "pg" not in settings.DATABASES:
-        service_missing(
-            "PostgreSQL on 127.0.0.1:5432 (trust auth, database 'test')",
-            "Start it with: "
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-        )
-    yield "pg"
+    yield database_alias("pg")
 
 
 @pytest.fixture
 def mysql_alias() -> Iterator[str]:
     """The MariaDB/MySQL alias, or a skip (fail under CI) saying how to start MariaDB."""
-    if "mysql" not in settings.DATABASES:
-        service_missing(
-            "MariaDB on 127.0.0.1:3306 (user root, empty password, database 'test') "
-            "with mysqlclient installed in .venv",
-            "Start it with: start-stop-daemon --start --oknodo --background --exec "
-            "/usr/sbin/mariadbd; bash tests/run installs mysqlclient "
-            "(pip install -e '.[mysql]' needs default-libmysqlclient-dev and pkg-config)",
-        )
-    yield "mysql"
+    yield database_alias("mysql")

@@ -73,11 +73,19 @@ def _postgres_reachable() -> bool:
     return True
 
 
-def _mysql_reachable() -> bool:
+def _mysql_driver() -> bool:
     try:
-        import MySQLdb
+        import MySQLdb  # noqa: F401
     except ImportError:
         return False
+    return True
+
+
+def _mysql_reachable() -> bool:
+    if not MYSQL_DRIVER:
+        return False
+    import MySQLdb
+
     try:
         MySQLdb.connect(
             host=MYSQL_HOST, port=MYSQL_PORT, user="root", database="test", connect_timeout=2
@@ -109,6 +117,7 @@ if POSTGRES_AVAILABLE:
         # The server is shared: a name of our own, unique per test run.
         "TEST": {"NAME": f"test_sessionkit_{os.getpid()}"},
     }
+MYSQL_DRIVER = _mysql_driver()
 MYSQL_AVAILABLE = _mysql_reachable()
 if MYSQL_AVAILABLE:
     DATABASES["mysql"] = {

@@ -50,7 +50,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         yield get_store()
         return
     if request.param in ("postgresql", "mysql"):
-        alias = request.getfixturevalue("pg_alias" if request.param == "postgresql" else "mysql_alias")
+        alias = request.getfixturevalue(
+            "pg_alias" if request.param == "postgresql" else "mysql_alias"
+        )
         with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
             yield get_store()
         return
