@@ -28,7 +28,6 @@ from django.db.models import Model, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.utils.translation import ngettext
 
 from django_sessionkit import masking, useragent
@@ -41,6 +40,7 @@ from django_sessionkit.stores.base import (
     Store,
     from_us,
     to_us,
+    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class Query:
     @property
     def since(self) -> datetime | None:
         window = ACTIVE_WINDOWS.get(self.active)
-        return None if window is None else timezone.now() - window
+        return None if window is None else utcnow() - window
 
 
 def token(item: Item) -> str:

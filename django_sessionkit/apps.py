@@ -9,4 +9,8 @@ class SessionkitConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_sessionkit import checks  # noqa: F401  (registers the system checks)
+        from django_sessionkit import checks
+
+        # Before any server is built: Django's SessionMiddleware in front of this engine
+        # would take a bare session_key from a cookie and never sign one.
+        checks.refuse_django_middleware()

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from django_sessionkit.conf import (
     COMPAT_VALUES,
@@ -539,6 +541,26 @@ def check_middleware() -> list[CheckMessage]:
             )
         )
     return problems
+
+
+def _runs_djangos_middleware() -> bool:
+    """Django's SessionMiddleware is in MIDDLEWARE (and is not aliased to ours)."""
+    if DJANGO_MIDDLEWARE not in list(getattr(settings, "MIDDLEWARE", None) or []):
+        return False
+    from django_sessionkit.middleware import SessionMiddleware
+
+    return not issubclass(import_string(DJANGO_MIDDLEWARE), SessionMiddleware)
+
+
+def refuse_django_middleware() -> None:
+    """Raise ``ImproperlyConfigured`` when this engine would run behind Django's own
+    ``SessionMiddleware``: that one would accept a bare ``session_key`` as a cookie,
+    set cookies without the signature and ignore the express options."""
+    if settings.SESSION_ENGINE == OUR_ENGINE and _runs_djangos_middleware():
+        raise ImproperlyConfigured(
+            f"SESSION_ENGINE is {OUR_ENGINE!r} but MIDDLEWARE has Django's "
+            f"{DJANGO_MIDDLEWARE!r}. Replace it with {OUR_MIDDLEWARE!r}, in the same place."
+        )
 
 
 @register()

@@ -1,8 +1,20 @@
-"""Session cookies: express-session's signed format and the Set-Cookie attributes.
+"""Session ids, keys and cookies: express-session's signed format and the Set-Cookie attributes.
 
-A signed value is ``s:<id>.<signature>``, where the signature is the standard
-base64 of HMAC-SHA256(secret, id) without the trailing ``=`` (cookie-signature
-1.0.x), URL-encoded the way ``encodeURIComponent`` does it.
+Three forms of one session's identity:
+
+* the **id**: random, the bearer secret (24 characters of base64url, 144 bits; 32
+  characters, 192 bits, with ``COMPAT="express"`` as express-session makes them);
+* the **signed cookie** ``s:<id>.<signature>``, where the signature is the standard
+  base64 of HMAC-SHA256(secret, id) without the trailing ``=`` (cookie-signature
+  1.0.x), URL-encoded the way ``encodeURIComponent`` does it: what browsers carry;
+* the **compact cookie** ``<id><16 characters>``: the id followed by a truncated,
+  domain-separated HMAC, at most 40 characters of ``[A-Za-z0-9_-]``. It is what a
+  session made outside a request reports as ``session_key`` (Django's test client
+  and Channels put ``session_key`` into the cookie), so it must work as a cookie and
+  still fit where Django's keys fit.
+
+A session made by the middleware for a request reports the bare id as
+``session_key``: it fits a ``CharField(max_length=40)`` and is no cookie by itself.
 """
 
 from __future__ import annotations
@@ -32,10 +44,32 @@ _ENCODE_SAFE = "-_.!~*'()"
 _DJANGO_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits)
 DJANGO_KEY_LENGTH = 32
 
+#: What a ``session_key`` is made of, and its longest length (Django's own column is 40).
+KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+MAX_KEY_LENGTH = 40
+#: Random bytes in an id: 18 (24 characters, 144 bits); 24 (32 characters) as express's.
+ID_BYTES = 18
+EXPRESS_ID_BYTES = 24
+#: Characters of HMAC in a compact cookie (96 bits), and the longest id that has one.
+COMPACT_MAC_LENGTH = 16
+MAX_COMPACT_ID_LENGTH = MAX_KEY_LENGTH - COMPACT_MAC_LENGTH
+_COMPACT_DOMAIN = b"django-sessionkit compact cookie:"
 
-def new_id() -> str:
-    """A fresh session id: 256 random bits, base64url (43 characters)."""
-    return _secrets.token_urlsafe(32)
+
+def new_id(request: HttpRequest | None = None) -> str:
+    """A fresh session id: 144 random bits as 24 characters of base64url (express's 192
+    bits, 32 characters, with ``COMPAT="express"``). Also usable as ``GENID``."""
+    express = sessionkit_settings.COMPAT == "express"
+    return _secrets.token_urlsafe(EXPRESS_ID_BYTES if express else ID_BYTES)
+
+
+def is_key(value: object) -> bool:
+    """Whether ``value`` can be a ``session_key``: 1 to 40 characters of ``[A-Za-z0-9_-]``."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_KEY_LENGTH
+        and frozenset(value) <= KEY_CHARS
+    )
 
 
 def hash_id(session_id: str) -> str:
@@ -102,13 +136,69 @@ def read_cookie(request: HttpRequest, name: str) -> str | None:
     return None
 
 
+def _compact_mac(session_id: str, secret: str) -> str:
+    mac = hmac.new(secret.encode(), _COMPACT_DOMAIN + session_id.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode()[:COMPACT_MAC_LENGTH]
+
+
+def compact(session_id: str, conf: Settings = sessionkit_settings) -> str | None:
+    """The compact cookie for an id, or ``None`` when the id is too long for one."""
+    if not (is_key(session_id) and len(session_id) <= MAX_COMPACT_ID_LENGTH):
+        return None
+    return session_id + _compact_mac(session_id, conf.SECRETS[0])
+
+
+def uncompact(value: str, secrets: Sequence[str]) -> str | None:
+    """The id inside a compact cookie, or ``None`` if no secret verifies it."""
+    if not (is_key(value) and len(value) > COMPACT_MAC_LENGTH):
+        return None
+    session_id, mac = value[:-COMPACT_MAC_LENGTH], value[-COMPACT_MAC_LENGTH:].encode()
+    found = None
+    for secret in secrets:  # every secret, as in unsign()
+        if hmac.compare_digest(_compact_mac(session_id, secret).encode(), mac):
+            found = found or session_id
+    return found
+
+
 def cookie_to_id(value: str | None, conf: Settings = sessionkit_settings) -> str | None:
-    """The session id carried by a cookie value, or ``None`` if it is absent or not valid."""
+    """The session id carried by a cookie value, or ``None`` if it is absent or not valid.
+
+    A signed cookie is either form, ``s:<id>.<sig>`` or compact; a bare id is never
+    accepted from a cookie while ``SIGNED`` is on.
+    """
     if not value:
         return None
     if conf.SIGNED:
-        return unsign(value, conf.SECRETS)
+        if value.startswith("s:"):
+            return unsign(value, conf.SECRETS)
+        return uncompact(value, conf.SECRETS)
     return value if _looks_like_id(value) else None
+
+
+def key_to_id(value: str | None, conf: Settings = sessionkit_settings) -> str | None:
+    """The session id named by a key given to the engine's API (``SessionStore(key)``,
+    ``exists(key)``, ``delete(key)``, the admin, the commands).
+
+    Accepted: a ``session_key`` (the bare id), either signed cookie form, URL-encoded or
+    not. Unlike :func:`cookie_to_id`, a bare id is accepted: code that holds a
+    ``session_key`` (copied into its own table, say) may name the session by it.
+    """
+    if not value or not isinstance(value, str):
+        return None
+    value = decode_value(value)
+    if value.startswith("s:"):
+        return cookie_to_id(value, conf)
+    if conf.SIGNED and (found := uncompact(value, conf.SECRETS)):
+        return found
+    return value if _looks_like_id(value) else None
+
+
+def id_to_key(session_id: str, conf: Settings = sessionkit_settings) -> str:
+    """The value a session outside a request reports as ``session_key``: one that works
+    as a cookie (the compact form when the id has one, else ``s:<id>.<sig>``)."""
+    if not conf.SIGNED:
+        return session_id
+    return compact(session_id, conf) or id_to_cookie(session_id, conf)
 
 
 def legacy_django_id(value: str | None) -> str | None:

@@ -1,10 +1,16 @@
 """``SESSION_ENGINE = "django_sessionkit.engine"``: Django's session API over a Store.
 
-``session_key`` is what goes into the cookie: the signed value ``s:<id>.<sig>``
-(or the bare id with ``SIGNED=False``), so code that copies ``session_key``
-into a cookie — Django's test client does — keeps working. The id itself
-never leaves this module except inside that signed value; stores see only
-its SHA-256.
+``session_key`` fits where Django's fits: at most 40 characters of ``[A-Za-z0-9_-]``.
+
+* A session the middleware made for a request reports its bare id (24 characters).
+  That is what other apps copy into their tables; it is no cookie by itself, since
+  the browser's cookie also carries a signature made with the secret.
+* A session made anywhere else (``SessionStore()`` in Django's test client, Channels,
+  a shell) reports the *compact cookie* (the id and a 16-character signature), because
+  such code puts ``session_key`` into the cookie itself.
+
+Every API that takes a key accepts both forms and the signed cookie ``s:<id>.<sig>``.
+Stores see only the id's SHA-256 (``key_hash``).
 
 Besides Django's API this adds express-session's ``regenerate()``,
 ``destroy()``, ``reload()`` and ``touch()``, each with an async twin.
@@ -16,8 +22,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signing import JSONSerializer
 from django.http import HttpRequest
 from django.utils import timezone
@@ -25,15 +33,22 @@ from django.utils import timezone
 from django_sessionkit import cookies, metadata
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.stores import get_store
-from django_sessionkit.stores.base import Changes, SessionRecord, Store
+from django_sessionkit.stores.base import Changes, SessionRecord, Store, utcnow
+
+if apps.apps_ready and not apps.is_installed("django_sessionkit"):
+    raise ImproperlyConfigured(
+        'SESSION_ENGINE is "django_sessionkit.engine" but "django_sessionkit" is not in '
+        'INSTALLED_APPS. Add "django_sessionkit" to INSTALLED_APPS (in place of '
+        '"django.contrib.sessions"), then run "manage.py migrate".'
+    )
 
 __all__ = ["CreateError", "SessionDataError", "SessionStore", "SessionTooLarge", "UpdateError"]
 
 # How many fresh ids create() tries before concluding that GENID repeats itself.
 MAX_CREATE_ATTEMPTS = 10
 
-# Longest id accepted from GENID.
-MAX_ID_LENGTH = 256
+# Shortest id accepted from GENID (the longest is a session_key's, 40).
+MIN_GENID_LENGTH = 16
 
 AUTH_USER_KEY = "_auth_user_id"
 
@@ -108,6 +123,8 @@ class SessionStore(SessionBase):
         self._pending_snapshot: dict[str, str] = {}  # per-key JSON of the save under way
         self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
         self._signed: tuple[str, str] | None = None  # (id, its cookie value), made once
+        self._bound = False  # made by the middleware for a request: session_key is the id
+        self._replaced: str | None = None  # a store key to delete once the new id is saved
         self._session_key = session_key
 
     @classmethod
@@ -122,11 +139,27 @@ class SessionStore(SessionBase):
         session = cls(request=request)
         session._sid = session_id
         session._legacy = legacy
+        session._bound = True
         return session
 
     # --- identity ---------------------------------------------------------
 
     def _get_session_key(self) -> str | None:
+        sid = self._sid
+        if sid is None or (self._bound and cookies.is_key(sid)):
+            return sid
+        return cookies.id_to_key(sid)
+
+    def _set_session_key(self, value: str | None) -> None:
+        self._sid = cookies.key_to_id(value)
+
+    session_key = property(_get_session_key)
+    _session_key = property(_get_session_key, _set_session_key)
+
+    @property
+    def cookie_value(self) -> str | None:
+        """What the browser's cookie carries: ``s:<id>.<sig>`` (the bare id with
+        ``SIGNED=False``), not yet URL-encoded."""
         sid = self._sid
         if sid is None:
             return None
@@ -134,12 +167,6 @@ class SessionStore(SessionBase):
         if signed is None or signed[0] != sid:  # one HMAC per id, not one per access
             signed = self._signed = (sid, cookies.id_to_cookie(sid))
         return signed[1]
-
-    def _set_session_key(self, value: str | None) -> None:
-        self._sid = cookies.cookie_to_id(cookies.decode_value(value)) if value else None
-
-    session_key = property(_get_session_key)
-    _session_key = property(_get_session_key, _set_session_key)
 
     @property
     def session_id(self) -> str | None:
@@ -170,23 +197,18 @@ class SessionStore(SessionBase):
             self._sid = cookies.new_id()
         else:
             value = genid(self.request)
-            if not (
-                isinstance(value, str)
-                and 0 < len(value) <= MAX_ID_LENGTH
-                and value.isascii()
-                and value.isprintable()
-                and not any(ch in value for ch in ' ;,"\\')
-            ):
+            if not (cookies.is_key(value) and len(value) >= MIN_GENID_LENGTH):
                 raise TypeError(
-                    f"SESSIONKIT['GENID'] returned {value!r}; it must return a non-empty string "
-                    f"of at most {MAX_ID_LENGTH} printable ASCII characters without spaces, "
-                    "quotes, backslashes, ';' or ','"
+                    f"SESSIONKIT['GENID'] returned {value!r}; it must return a string of "
+                    f"{MIN_GENID_LENGTH} to {cookies.MAX_KEY_LENGTH} characters of A-Z, a-z, "
+                    "0-9, '-' and '_' (it becomes request.session.session_key, which fits "
+                    "where Django's session keys fit)"
                 )
             self._sid = value
         self._is_new = True
 
     def _validate_session_key(self, key: str | None) -> bool:
-        return bool(key)
+        return cookies.key_to_id(key) is not None
 
     def is_empty(self) -> bool:
         return self._sid is None and not getattr(self, "_session_cache", None)
@@ -325,6 +347,10 @@ class SessionStore(SessionBase):
             return {}
         self._record = record
         self._snapshot = _snapshot(record.data)
+        if self._bound and not cookies.is_key(self._sid):
+            # An id from release 0.1 (43 characters) cannot be a session_key: the session
+            # moves to a new id now, and the old key is deleted once the new one is saved.
+            self._replaced = self._rotate()
         return dict(record.data)
 
     def load(self) -> dict[str, Any]:
@@ -338,11 +364,11 @@ class SessionStore(SessionBase):
         return self._loaded(await self.store.aload(store_key(self._sid)))
 
     def exists(self, session_key: str | None) -> bool:
-        sid = cookies.cookie_to_id(session_key)
+        sid = cookies.key_to_id(session_key)
         return sid is not None and self.store.exists(store_key(sid))
 
     async def aexists(self, session_key: str | None) -> bool:
-        sid = cookies.cookie_to_id(session_key)
+        sid = cookies.key_to_id(session_key)
         return sid is not None and await self.store.aexists(store_key(sid))
 
     # --- saving -----------------------------------------------------------
@@ -353,7 +379,7 @@ class SessionStore(SessionBase):
     def _prepare_save(self, must_create: bool) -> tuple[str, SessionRecord, Changes | None]:
         """The store key, the record to write and this request's changes (None: insert)."""
         assert self._sid is not None
-        now = timezone.now()
+        now = utcnow()
         data = self._session
         previous = self._record
         request = self.request
@@ -397,6 +423,8 @@ class SessionStore(SessionBase):
         key, record, changes = self._prepare_save(must_create)
         saved = self.store.save(key, record, must_create=changes is None, changes=changes)
         self._finish_save(saved)
+        if replaced := self._take_replaced():
+            self.store.delete(replaced)
 
     async def asave(self, must_create: bool = False) -> None:
         if self._needs_create(must_create):
@@ -405,6 +433,8 @@ class SessionStore(SessionBase):
         key, record, changes = self._prepare_save(must_create)
         saved = await self.store.asave(key, record, must_create=changes is None, changes=changes)
         self._finish_save(saved)
+        if replaced := self._take_replaced():
+            await self.store.adelete(replaced)
 
     def _next_create_id(self, attempt: int) -> None:
         # Keep an id that cycle_key()/regenerate() just made; otherwise make one.
@@ -443,23 +473,30 @@ class SessionStore(SessionBase):
 
     # --- deleting and rotating ---------------------------------------------
 
-    def _key_to_delete(self, session_key: str | None) -> str | None:
+    def _take_replaced(self) -> str | None:
+        replaced, self._replaced = self._replaced, None
+        return replaced
+
+    def _keys_to_delete(self, session_key: str | None) -> list[str]:
         if session_key is not None:
-            sid = cookies.cookie_to_id(session_key)
+            sid = cookies.key_to_id(session_key)
         elif self._is_new:
             sid = None  # never stored: nothing to delete
         else:
             sid = self._sid
         if sid is not None and sid == self._sid:
             self._record = None
-        return None if sid is None else store_key(sid)
+        keys = [] if sid is None else [store_key(sid)]
+        if session_key is None and (replaced := self._take_replaced()):
+            keys.append(replaced)  # the id this session had before it was moved
+        return keys
 
     def delete(self, session_key: str | None = None) -> None:
-        if key := self._key_to_delete(session_key):
+        for key in self._keys_to_delete(session_key):
             self.store.delete(key)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        if key := self._key_to_delete(session_key):
+        for key in self._keys_to_delete(session_key):
             await self.store.adelete(key)
 
     def _forget(self) -> None:
@@ -549,7 +586,7 @@ class SessionStore(SessionBase):
     def _touch_args(self) -> tuple[str, datetime, datetime] | None:
         if self._sid is None or self._is_new:
             return None
-        now = timezone.now()
+        now = utcnow()
         return store_key(self._sid), self._expires_at(now), now
 
     def _touched(self, ok: bool, expires_at: datetime, now: datetime) -> bool:

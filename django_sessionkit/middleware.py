@@ -136,6 +136,21 @@ class SessionMiddleware(DjangoSessionMiddleware):
         except StoreUnavailable as exc:
             return unavailable_response(exc)
 
+    # Django's hooks, for code that drives a middleware by hand (tests with RequestFactory:
+    # ``middleware.process_request(request)``); a real request goes through __call__.
+    def process_request(self, request: HttpRequest) -> None:
+        self._start(request)
+
+    def process_response(  # type: ignore[override]
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if not hasattr(request, "_sessionkit"):
+            return response
+        try:
+            return self._finish(request, response)
+        except StoreUnavailable as exc:
+            return unavailable_response(exc)
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """A view that hit an unreachable store gets a 503, not a 500 traceback."""
         if isinstance(exception, StoreUnavailable):
@@ -147,6 +162,11 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def _start(self, request: HttpRequest) -> None:
         raw = cookies.read_cookie(request, conf.NAME)
         cookie_id = cookies.cookie_to_id(raw)
+        if cookie_id is None and (given := request.COOKIES.get(conf.NAME)):
+            # No valid cookie in the header: request.COOKIES may still have one, set by a
+            # test's RequestFactory or rewritten by a middleware before this one.
+            raw = cookies.decode_value(given)
+            cookie_id = cookies.cookie_to_id(raw)
         legacy = False
         if cookie_id is None and conf.SIGNED and (old := cookies.legacy_django_id(raw)):
             cookie_id, legacy = old, True
@@ -258,14 +278,14 @@ class SessionMiddleware(DjangoSessionMiddleware):
             cookies.delete_session_cookie(response)
             vary = True
         elif plan.set_cookie and not cookies.cookie_would_be_dropped(request):
-            assert isinstance(session, SessionStore) and session.session_key is not None
+            assert isinstance(session, SessionStore) and session.cookie_value is not None
             record = session.record
             expires_at = (
                 None
                 if record is None or session.get_expire_at_browser_close()
                 else record.expires_at
             )
-            cookies.set_session_cookie(response, request, session.session_key, expires_at)
+            cookies.set_session_cookie(response, request, session.cookie_value, expires_at)
             vary = True
         if vary:
             patch_vary_headers(response, ("Cookie",))

@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+
+class AwareDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
+    """A ``DateTimeField`` that gives and takes aware times whatever ``USE_TZ`` says.
+
+    Under ``USE_TZ = False`` Django keeps naive times in the default time zone, and the
+    SQLite and MySQL backends refuse aware ones: an aware value is turned into that
+    naive local time on the way in, and a naive one read back is made aware again.
+    The column is an ordinary ``DateTimeField`` (migrations see no difference).
+    """
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if isinstance(value, datetime) and not settings.USE_TZ and timezone.is_aware(value):
+            value = timezone.make_naive(value, timezone.get_default_timezone())
+        return value
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            value = timezone.make_aware(value, timezone.get_default_timezone())
+        return value
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DateTimeField", args, kwargs
 
 
 class Session(models.Model):
@@ -11,13 +41,13 @@ class Session(models.Model):
     key = models.CharField("key (hash of the id)", max_length=64, primary_key=True)
     data = models.TextField("data (JSON)")
     version = models.PositiveBigIntegerField(default=1)
-    expires_at = models.DateTimeField(db_index=True)
+    expires_at = AwareDateTimeField(db_index=True)
     # NULL, not "", for anonymous sessions: the index then holds only signed-in ones.
     user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)  # noqa: DJ001
     ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     user_agent = models.CharField(max_length=1024, blank=True, default="")
-    created_at = models.DateTimeField()
-    last_seen = models.DateTimeField()
+    created_at = AwareDateTimeField()
+    last_seen = AwareDateTimeField()
 
     class Meta:
         verbose_name = "session"

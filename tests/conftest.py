@@ -4,7 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
+from django_sessionkit.stores import get_store
+from django_sessionkit.stores.base import Store
 from tests.factories import UserFactory
 from tests.services import service_missing
 
@@ -71,3 +74,34 @@ def pg_alias() -> Iterator[str]:
 def mysql_alias() -> Iterator[str]:
     """The MariaDB/MySQL alias, or a skip (fail under CI) saying how to start MariaDB."""
     yield database_alias("mysql")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
+        "redis",
+        "redis-cluster",
+    ]
+)
+def each_store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The configured store: DatabaseStore on SQLite, PostgreSQL and MariaDB, then RedisStore
+    on our own redis-server and on our own 3-master Redis Cluster."""
+    if request.param == "sqlite":
+        yield get_store()
+        return
+    if request.param in ("postgresql", "mysql"):
+        alias = request.getfixturevalue(
+            "pg_alias" if request.param == "postgresql" else "mysql_alias"
+        )
+        with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
+            yield get_store()
+        return
+    from tests.redis_fixtures import sessionkit_on  # a plugin: imported once pytest has it
+
+    setup = request.getfixturevalue(
+        "redis_standalone" if request.param == "redis" else "redis_cluster"
+    )
+    with sessionkit_on(setup) as configured:
+        yield configured

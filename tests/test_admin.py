@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -17,11 +16,9 @@ from django.utils import timezone
 
 from django_sessionkit import cookies
 from django_sessionkit.admin_views import ip_search
-from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import SessionRecord, Store
 from django_sessionkit.stores.database import DatabaseStore
 from tests.factories import UserFactory
-from tests.redis_fixtures import sessionkit_on
 
 pytestmark = pytest.mark.django_db
 
@@ -34,39 +31,14 @@ LIST = "/admin/django_sessionkit/session/"
 REVOKE = LIST + "revoke/"
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.django_db(databases=["default", "pg"])),
-        pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
-        "redis",
-        "redis-cluster",
-    ]
-)
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The configured store: DatabaseStore on SQLite, PostgreSQL and MariaDB, then RedisStore
-    on our own redis-server and on our own 3-master Redis Cluster."""
-    if request.param == "sqlite":
-        yield get_store()
-        return
-    if request.param in ("postgresql", "mysql"):
-        alias = request.getfixturevalue(
-            "pg_alias" if request.param == "postgresql" else "mysql_alias"
-        )
-        with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
-            yield get_store()
-        return
-    setup = request.getfixturevalue(
-        "redis_standalone" if request.param == "redis" else "redis_cluster"
-    )
-    with sessionkit_on(setup) as configured:
-        yield configured
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 def sid_of(client: Client) -> str:
-    sid = cookies.unsign(
-        unquote(client.cookies["sessionid"].value), cookies.sessionkit_settings.SECRETS
-    )
+    # Either cookie form: s:<id>.<sig> from the middleware, compact from force_login().
+    sid = cookies.cookie_to_id(unquote(client.cookies["sessionid"].value))
     assert sid
     return sid
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -288,3 +290,59 @@ def test_manage_py_check_and_the_middleware_refuse_a_bad_redis_url() -> None:
         assert f"{LOCATION_KEY} 'redis://cache.internal:6379/abc'" in str(exc.value)
         with pytest.raises(ImproperlyConfigured, match=r"sessionkit.E029: .*has database 'abc'"):
             SessionMiddleware(lambda request: None)  # type: ignore[arg-type, return-value]
+
+
+# --- half-configured installs are refused before serving ---------------------------
+
+_SETUP = """
+import django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="x" * 50,
+    INSTALLED_APPS={apps!r},
+    MIDDLEWARE={middleware!r},
+    SESSION_ENGINE="django_sessionkit.engine",
+    DATABASES={{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}}},
+    ROOT_URLCONF=__name__,
+)
+urlpatterns = []
+from django.core.wsgi import get_wsgi_application
+application = get_wsgi_application()
+from django.contrib.auth import login
+from django.http import HttpRequest
+from importlib import import_module
+import_module(settings.SESSION_ENGINE)
+print("served")
+"""
+_APPS = ["django.contrib.auth", "django.contrib.contenttypes"]
+
+
+def _start_server(apps: list[str], middleware: list[str]) -> subprocess.CompletedProcess[str]:
+    code = _SETUP.format(apps=apps, middleware=middleware)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_engine_without_the_app_installed_is_refused_naming_the_fix() -> None:
+    started = _start_server(_APPS, ["django_sessionkit.middleware.SessionMiddleware"])
+    assert started.returncode != 0 and "served" not in started.stdout
+    assert "ImproperlyConfigured" in started.stderr
+    assert '"django_sessionkit" is not in INSTALLED_APPS' in started.stderr
+
+
+def test_djangos_session_middleware_in_front_of_the_engine_is_refused_at_start_up() -> None:
+    started = _start_server(
+        [*_APPS, "django_sessionkit"], ["django.contrib.sessions.middleware.SessionMiddleware"]
+    )
+    assert started.returncode != 0 and "served" not in started.stdout
+    assert "ImproperlyConfigured" in started.stderr
+    assert "Replace it with 'django_sessionkit.middleware.SessionMiddleware'" in started.stderr
+
+
+def test_a_complete_install_serves() -> None:
+    started = _start_server(
+        [*_APPS, "django_sessionkit"], ["django_sessionkit.middleware.SessionMiddleware"]
+    )
+    assert started.returncode == 0, started.stderr
+    assert "served" in started.stdout

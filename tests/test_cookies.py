@@ -44,10 +44,15 @@ def test_unsign_rejects_bad_values() -> None:
         assert cookies.unsign(bad, ["k"]) is None, bad
 
 
-def test_new_ids_carry_256_bits() -> None:
+def test_new_ids_carry_144_bits_and_fit_a_session_key_column() -> None:
     ids = {cookies.new_id() for _ in range(50)}
     assert len(ids) == 50
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", i) for i in ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", i) for i in ids)
+
+
+@override_settings(SESSIONKIT={"COMPAT": "express"})
+def test_express_mode_ids_carry_192_bits_as_express_makes_them() -> None:
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", cookies.new_id())
 
 
 def test_hash_id_is_sha256_hex() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -46,8 +47,10 @@ def test_save_then_reopen_by_session_key(session: SessionStore) -> None:
     session["x"] = {"nested": [1]}
     session.save()
     key = session.session_key
-    assert key is not None and key.startswith("s:")
-    assert session.exists(key)
+    # Made outside a request: the compact cookie, 24 + 16 characters of [A-Za-z0-9_-].
+    assert key is not None and re.fullmatch(r"[A-Za-z0-9_-]{40}", key)
+    assert key.startswith(session.session_id)
+    assert session.exists(key) and session.exists(session.session_id)
     again = reopen(session)
     assert again["x"] == {"nested": [1]}
     assert again.session_key == key

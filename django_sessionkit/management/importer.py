@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 from django_sessionkit.engine import AUTH_USER_KEY, IMPORTED_KEY, store_key
 from django_sessionkit.management.legacy import LegacySession, Source
-from django_sessionkit.stores.base import CreateError, SessionRecord, Store, encode_data
+from django_sessionkit.stores.base import CreateError, SessionRecord, Store, encode_data, utcnow
 
 
 @dataclasses.dataclass
@@ -95,7 +94,7 @@ def copy(store: Store, session: LegacySession, counts: ImportCounts, *, dry_run:
             counts.imported += 1
         return
     try:
-        store.save(key, record_for(session, timezone.now()), must_create=True)
+        store.save(key, record_for(session, utcnow()), must_create=True)
     except CreateError:
         counts.already_present += 1
     else:

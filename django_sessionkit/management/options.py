@@ -10,6 +10,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from django_sessionkit.stores.base import utcnow
+
 MAX_BATCH_SIZE = 100_000
 #: A ``--session`` prefix shorter than this matches too much to be a safe target.
 MIN_PREFIX_LENGTH = 8
@@ -54,7 +56,7 @@ def since(value: str, option: str = "--active-since") -> datetime:
     match = _DURATION.match(value)
     if match:
         amount, unit = int(match[1]), match[2].lower()
-        return timezone.now() - timedelta(**{_UNITS[unit]: amount})
+        return utcnow() - timedelta(**{_UNITS[unit]: amount})
     moment = None
     try:
         moment = parse_datetime(value.strip())

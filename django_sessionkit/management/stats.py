@@ -12,10 +12,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
-from django.utils import timezone
 
 from django_sessionkit.models import Session
-from django_sessionkit.stores.base import Store
+from django_sessionkit.stores.base import Store, utcnow
 from django_sessionkit.stores.database import DatabaseStore
 
 
@@ -33,7 +32,7 @@ class Stats:
 
 
 def collect(store: Store, *, top: int = 10) -> Stats:
-    now = timezone.now()
+    now = utcnow()
     own = getattr(store, "stats", None)
     if callable(own):
         stats: Stats = own(top=top)

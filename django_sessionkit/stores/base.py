@@ -41,9 +41,27 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 
 
+def utcnow() -> datetime:
+    """Now, aware, in UTC, whatever ``USE_TZ`` says.
+
+    Session records always carry aware times; only the database store converts them,
+    at its boundary, to the naive local times Django keeps when ``USE_TZ = False``.
+    """
+    return datetime.now(dt_timezone.utc)
+
+
+def aware(moment: datetime) -> datetime:
+    """``moment`` made aware: a naive time is read in the current time zone, as Django
+    reads naive times under ``USE_TZ = False``."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return timezone.make_aware(moment, timezone.get_current_timezone())
+    return moment
+
+
 def to_us(moment: datetime) -> int:
-    """``moment`` (aware) as whole microseconds since :data:`EPOCH`, without float rounding."""
-    delta = moment - EPOCH
+    """``moment`` as whole microseconds since :data:`EPOCH`, without float rounding
+    (a naive time is read as :func:`aware` reads it)."""
+    delta = aware(moment) - EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -331,7 +349,7 @@ class Store:
         default walks :meth:`iter_all` and deletes one session at a time; stores override
         it with one statement (database) or batches over their index (Redis).
         """
-        started = timezone.now()
+        started = utcnow()
         ended = 0
         for key, record in self.iter_all():  # a deleted row is behind the cursor: safe
             if key != keep and record.created_at <= started:

@@ -77,6 +77,7 @@ from django_sessionkit.stores.base import (
     StoreUnavailable,
     UpdateError,
     as_network,
+    aware,
     matches,
 )
 
@@ -146,7 +147,7 @@ CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode()).hexdigest()
 
 
 def _ms(moment: datetime) -> int:
-    delta = moment - EPOCH
+    delta = aware(moment) - EPOCH
     return (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
@@ -158,7 +159,7 @@ def _from_ms(value: Any, default: datetime) -> datetime:
 
 def js_date(moment: datetime) -> str:
     """``Date#toJSON``: ``2026-11-24T08:57:30.736Z``."""
-    moment = moment.astimezone(timezone.utc)
+    moment = aware(moment).astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

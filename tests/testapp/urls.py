@@ -9,6 +9,7 @@ urlpatterns = [
     path("plain/", views.plain),
     path("read/", views.read),
     path("count/", views.count),
+    path("key/", views.session_key),
     path("incr/", views.incr),
     path("set/<str:key>/<str:value>/", views.set_value),
     path("nested/", views.nested_append),

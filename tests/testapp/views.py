@@ -32,6 +32,14 @@ def incr(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"views": request.session.incr("views")})  # type: ignore[attr-defined]
 
 
+def session_key(request: HttpRequest) -> JsonResponse:
+    """What apps copy into their tables: request.session.session_key, after a change."""
+    request.session["views"] = request.session.get("views", 0) + 1
+    if request.session.session_key is None:  # a new visitor: as in Django, saved first
+        request.session.save()
+    return JsonResponse({"key": request.session.session_key, "views": request.session["views"]})
+
+
 def set_value(request: HttpRequest, key: str, value: str) -> JsonResponse:
     request.session[key] = value
     return JsonResponse({key: value})
