@@ -30,8 +30,9 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import ngettext
 
-from django_sessionkit import masking, useragent
+from django_sessionkit import cookies, masking, useragent
 from django_sessionkit.conf import sessionkit_settings
+from django_sessionkit.engine import store_key
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import (
     Cursor,
@@ -59,6 +60,9 @@ __all__ = [
 
 REF_LENGTH = 12
 PAGE_SIZE = 50
+#: The shortest text the search box looks up as a session_key (GENID's shortest id).
+MIN_KEY_SEARCH = 16
+
 #: Users a username/email search may match; more asks for a narrower search.
 MAX_SEARCH_USERS = 20
 #: Sessions examined, as a last resort, to find a session by its ref.
@@ -261,6 +265,21 @@ def _user_search(q: str) -> tuple[list[str], bool]:
     return ids[:MAX_SEARCH_USERS], len(ids) > MAX_SEARCH_USERS
 
 
+def _session_key_search(store: Store, q: str) -> list[Item]:
+    """The session a search for its ``session_key`` (or signed cookie) names, if live.
+
+    Only text that can be one of our keys is looked up (a username that happens to look
+    like one falls through to the user search when no session has it)."""
+    if not (q.startswith(("s:", "s%3A")) or (cookies.is_key(q) and len(q) >= MIN_KEY_SEARCH)):
+        return []
+    session_id = cookies.key_to_id(q)
+    if session_id is None:
+        return []
+    key = store_key(session_id)
+    record = store.load(key)
+    return [] if record is None else [(key, record)]
+
+
 def estimated_total(store: Store) -> int | None:
     """A cheap total for the unfiltered list, when the store can give one."""
     return store.estimate_count()
@@ -276,6 +295,16 @@ def list_sessions(store: Store, query: Query, limit: int = PAGE_SIZE) -> Listing
     if query.q and network is None:
         found, too_many = _user_search(query.q)
         user_ids = found if user_ids is None else [u for u in user_ids if u in found]
+    if query.q and network is None and (by_key := _session_key_search(store, query.q)):
+        return Listing(
+            items=by_key,
+            start=0,
+            next_url=None,
+            prev_url=None,
+            total=1,
+            too_many_users=False,
+            error="",
+        )
     signed_in = SIGNED_IN[query.who]
     cursor = query.cursor
     after, skip = (None, None) if cursor is None else cursor

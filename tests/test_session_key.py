@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from django.core.management.base import CommandError
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 
@@ -25,6 +26,7 @@ from django_sessionkit.engine import SessionStore
 from django_sessionkit.middleware import SessionMiddleware
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import SessionRecord, Store, utcnow
+from tests.command_helpers import run
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -182,3 +184,25 @@ def test_a_genid_that_does_not_fit_a_session_key_is_refused() -> None:
 
 def long_genid(request: object) -> str:
     return "x" * 41
+
+
+def test_the_admin_finds_a_session_by_its_session_key(
+    each_store: Store, admin_client: Client
+) -> None:
+    key = visit(Client())["key"]
+    page = admin_client.get("/admin/django_sessionkit/session/", {"q": key})
+    assert page.status_code == 200
+    handle = cookies.hash_id(key)[:12]
+    assert handle in page.content.decode()
+    missing = admin_client.get("/admin/django_sessionkit/session/", {"q": "x" * 24})
+    assert handle not in missing.content.decode()
+
+
+def test_revokesessions_takes_a_session_key(each_store: Store) -> None:
+    browser = Client()
+    key = visit(browser)["key"]
+    out = run("revokesessions", "--session", key, "--no-input")
+    assert "1" in out
+    assert visit(browser)["views"] == 1  # ended
+    with pytest.raises(CommandError, match="or the session's session_key"):
+        run("revokesessions", "--session", "not a key!", "--no-input")

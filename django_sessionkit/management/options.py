@@ -10,12 +10,15 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from django_sessionkit import cookies
 from django_sessionkit.stores.base import utcnow
 
 MAX_BATCH_SIZE = 100_000
 #: A ``--session`` prefix shorter than this matches too much to be a safe target.
 MIN_PREFIX_LENGTH = 8
 KEY_LENGTH = 64
+#: The shortest session_key ``--session`` takes (GENID's shortest id).
+MIN_SESSION_KEY_LENGTH = 16
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -76,12 +79,20 @@ def since(value: str, option: str = "--active-since") -> datetime:
 
 
 def key_prefix(value: str, option: str = "--session") -> str:
-    """A prefix of a store key: at least MIN_PREFIX_LENGTH hex digits (case ignored)."""
+    """A prefix of a store key: at least MIN_PREFIX_LENGTH hex digits (case ignored), or
+    the whole handle of a session named by its ``session_key`` (what an app stored) or
+    its signed cookie."""
     prefix = value.strip().lower()
-    if not (MIN_PREFIX_LENGTH <= len(prefix) <= KEY_LENGTH and _HEX.match(prefix)):
-        raise CommandError(
-            f"{option} {value!r} is not accepted: give the start of the session's key as "
-            f"listsessions shows it, {MIN_PREFIX_LENGTH} to {KEY_LENGTH} hexadecimal "
-            "characters (0-9, a-f)."
-        )
-    return prefix
+    if MIN_PREFIX_LENGTH <= len(prefix) <= KEY_LENGTH and _HEX.match(prefix):
+        return prefix
+    from django_sessionkit.engine import store_key
+    from django_sessionkit.management.lookup import handle_of
+
+    text = value.strip()
+    if len(text) >= MIN_SESSION_KEY_LENGTH and (session_id := cookies.key_to_id(text)):
+        return handle_of(store_key(session_id), KEY_LENGTH)
+    raise CommandError(
+        f"{option} {value!r} is not accepted: give the start of the session's key as "
+        f"listsessions shows it, {MIN_PREFIX_LENGTH} to {KEY_LENGTH} hexadecimal "
+        "characters (0-9, a-f), or the session's session_key."
+    )

@@ -35,7 +35,7 @@ class Command(StoreCommand):
             "--session",
             metavar="KEY_PREFIX",
             help=f"End the one session whose key starts with this (at least "
-            f"{parse.MIN_PREFIX_LENGTH} hex characters).",
+            f"{parse.MIN_PREFIX_LENGTH} hex characters), or whose session_key this is.",
         )
         target.add_argument("--all", action="store_true", help="End every live session.")
         parser.add_argument(
