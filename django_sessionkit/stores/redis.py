@@ -20,9 +20,10 @@ Configured like Django's ``CACHES``::
     ``SENTINELS`` given → sentinel, ``LOCATION`` a list → cluster, else standalone.
     ``SENTINELS`` — list of ``(host, port)`` or ``"host:port"``; ``SERVICE_NAME``;
     ``SENTINEL_KWARGS`` — dict for the connections to the sentinels (e.g. ``{"password": …}``).
-    ``SOCKET_TIMEOUT`` (5.0), ``SOCKET_CONNECT_TIMEOUT`` (5.0) — seconds.
+    ``SOCKET_TIMEOUT`` (0.5), ``SOCKET_CONNECT_TIMEOUT`` (0.5) — seconds.
     ``RETRY_ATTEMPTS`` (3), ``RETRY_BACKOFF_BASE`` (0.01), ``RETRY_BACKOFF_CAP`` (0.5) —
-    retries of a command after a connection error or timeout, exponential backoff with jitter.
+    retries of a command after a dropped connection (not after a timeout), exponential
+    backoff with jitter.
     ``MAX_CONNECTIONS``, ``HEALTH_CHECK_INTERVAL``.
     ``SSL_CA_CERTS``, ``SSL_CERTFILE``, ``SSL_KEYFILE``, ``SSL_CERT_REQS``
     (``"required"``/``"optional"``/``"none"``), ``SSL_CHECK_HOSTNAME`` — for ``rediss://``.
@@ -31,7 +32,8 @@ Configured like Django's ``CACHES``::
 Key layout (``P`` is the prefix, ``K`` the SHA-256 hex of the session id):
 
 * ``Ps:K`` — a hash: ``v`` version, ``e`` expires, ``c`` created, ``l`` last seen
-  (microseconds since the epoch), ``u`` user id, ``ip``, ``ua``, and one field
+  (microseconds since the epoch), ``u`` user id, ``ip``, ``ua``, ``t`` the tokens of the
+  last saves (a replayed save is not applied twice), and one field
   ``d:NAME`` per session key holding that value's JSON. TTL = the session's expiry.
 * ``P{idx}:exp`` / ``P{idx}:seen`` — sorted sets of every session, scored by expiry and by
   minus last-seen: count in O(log n), pages in O(log n + page). One hash tag, one slot.
@@ -63,6 +65,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import secrets
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -100,6 +103,9 @@ PRUNE_ON_LIST = 1000
 WALK_LIMIT = 20_000
 #: Sessions ``delete_all`` handles per batch.
 DELETE_BATCH = 500
+#: Tokens of its last saves a session remembers, so that a replayed save is not applied
+#: again even when other saves of the same session came between the two copies.
+RECENT_TOKENS = 8
 
 T = TypeVar("T")
 
@@ -165,17 +171,36 @@ end
 """
 
 # ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, index base,
-# where, then counted lists: meta pairs, meta names to unset, data pairs to set, data names
-# to remove, and increments as (name, value to write, delta to add instead when another save
-# came first). 'create' and 'replace' send the whole data as pairs to set; 'merge' sends only
-# what this request changed, which is the same thing as writing it all when nobody saved
-# meanwhile. KEYS: the session, then (outside a Cluster) the exp index and the user's set.
+# where, this save's token, then counted lists: meta pairs, meta names to unset, data pairs
+# to set, data names to remove, and increments as (name, value to write, delta to add
+# instead when another save came first). 'create' and 'replace' send the whole data as
+# pairs to set; 'merge' sends only what this request changed, which is the same thing as
+# writing it all when nobody saved meanwhile. KEYS: the session, then (outside a Cluster)
+# the exp index and the user's set.
+# The token makes a save idempotent: the hash remembers the tokens of its last saves ('t'),
+# and a save whose token is among them was applied already (a client's retry after a
+# timeout or a dropped reply, which Redis may run after the first copy): it changes nothing
+# and answers as a merge would, with the data as stored.
 SAVE = Script(
     INDEX_LIB
     + """
 local key = KEYS[1]
-local op, expected = ARGV[1], tonumber(ARGV[2])
-local i = 9
+local op, expected, token = ARGV[1], tonumber(ARGV[2]), ARGV[9]
+local i = 10
+local function with_data(reply)
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    if string.sub(all[j], 1, 2) == 'd:' then
+      reply[#reply + 1] = all[j]
+      reply[#reply + 1] = all[j + 1]
+    end
+  end
+  return reply
+end
+local tokens = redis.call('HGET', key, 't') or ''
+if string.find(' ' .. tokens .. ' ', ' ' .. token .. ' ', 1, true) then
+  return with_data({1, tonumber(redis.call('HGET', key, 'v')) or 0, 1})
+end
 local function take(width)
   local n, out = tonumber(ARGV[i]) * width, {}
   for j = 1, n do out[j] = ARGV[i + j] end
@@ -235,6 +260,14 @@ end
 for j = 1, #meta do set[#set + 1] = meta[j] end
 set[#set + 1] = 'v'
 set[#set + 1] = version
+-- This save's token first, then the previous ones, RECENT_TOKENS in all.
+local kept, count = token, 1
+for t in string.gmatch(tokens, '%S+') do
+  if count == RECENT_TOKENS then break end
+  kept, count = kept .. ' ' .. t, count + 1
+end
+set[#set + 1] = 't'
+set[#set + 1] = kept
 call_in_slices('HSET', set)
 redis.call('PEXPIREAT', key, ARGV[3])
 if #KEYS >= 2 then
@@ -242,16 +275,8 @@ if #KEYS >= 2 then
   if #KEYS >= 3 then redis.call('SADD', KEYS[3], ARGV[4]) end
 end
 if not conflict then return {1, version, 0} end
-local reply = {1, version, 1}
-local all = redis.call('HGETALL', key)
-for j = 1, #all, 2 do
-  if string.sub(all[j], 1, 2) == 'd:' then
-    reply[#reply + 1] = all[j]
-    reply[#reply + 1] = all[j + 1]
-  end
-end
-return reply
-"""
+return with_data({1, version, 1})
+""".replace("RECENT_TOKENS", str(RECENT_TOKENS))
 )
 
 # ARGV: now us, expires us, last seen us, expire-at ms, member, -last seen us, index base.
@@ -539,6 +564,10 @@ class RedisStore(Store):
         return StoreUnavailable(self.describe(), exc)
 
     def _run(self, plan: Plan) -> Results:
+        with self.guarded():
+            return self._run_plan(plan)
+
+    def _run_plan(self, plan: Plan) -> Results:
         client = redis_client.sync_client(self.config)
         try:
             results = self._send(client, plan)
@@ -573,6 +602,10 @@ class RedisStore(Store):
         return list(pipe.execute(raise_on_error=False))
 
     async def _arun(self, plan: Plan) -> Results:
+        with self.guarded():
+            return await self._arun_plan(plan)
+
+    async def _arun_plan(self, plan: Plan) -> Results:
         client = redis_client.async_client(self.config)
         try:
             results = await self._asend(client, plan)
@@ -689,7 +722,7 @@ class RedisStore(Store):
         exp_score, seen_score = str(to_us(record.expires_at)), str(-to_us(record.last_seen))
         place = where(record.user_id, record.ip)
         args = [op, str(record.version), str(_ms_ceiling(record.expires_at)), key]
-        args += [exp_score, seen_score, self.index_base, place]
+        args += [exp_score, seen_score, self.index_base, place, secrets.token_urlsafe(9)]
         args += _flat(meta) + _names(unset) + _flat(to_set) + _names(removed)
         args += [str(len(incr) // 3), *incr]
         user_key = None if record.user_id is None else self.user_key(str(record.user_id))
