@@ -39,6 +39,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 BOOL_KEYS = ("RESAVE", "ROLLING", "SAVE_UNINITIALIZED", "SIGNED")
 
+#: The session table's user_agent column (models.Session.user_agent).
+USER_AGENT_COLUMN = 1024
+
 
 def _error(id_: int, message: str, hint: str | None = None) -> Error:
     return Error(message, hint=hint, id=f"sessionkit.E{id_:03d}")
@@ -399,6 +402,16 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                     24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}."
                 )
             )
+    longest = raw.get("USER_AGENT_MAX_LENGTH")
+    if isinstance(longest, int) and longest > USER_AGENT_COLUMN:
+        problems.append(
+            _error(
+                24,
+                f"{_key('USER_AGENT_MAX_LENGTH')} is {longest!r}; it must be at most "
+                f"{USER_AGENT_COLUMN}, the length of the session table's user_agent column "
+                "(PostgreSQL and MySQL refuse a longer value).",
+            )
+        )
     sensitive = raw.get("ADMIN_SENSITIVE_KEYS")
     if sensitive is not None and not (
         isinstance(sensitive, (list, tuple)) and all(isinstance(s, str) and s for s in sensitive)

@@ -346,3 +346,11 @@ def test_a_complete_install_serves() -> None:
     )
     assert started.returncode == 0, started.stderr
     assert "served" in started.stdout
+
+
+def test_a_user_agent_longer_than_its_column_is_refused() -> None:
+    with override_settings(SESSIONKIT={"USER_AGENT_MAX_LENGTH": 2048}):
+        errors = [e for e in sessionkit_checks() if e.id == "sessionkit.E024"]
+    assert errors and "at most 1024" in errors[0].msg
+    with override_settings(SESSIONKIT={"USER_AGENT_MAX_LENGTH": 1024}):
+        assert not [e for e in sessionkit_checks() if e.id == "sessionkit.E024"]
