@@ -293,7 +293,7 @@ def _check_redis_location(
         problem = _redis_url_problem(url, mode)
         if problem is None:
             continue
-        if (store_said := redis_client._url_problem(url, mode)) is not None:
+        if (store_said := redis_client.url_problem(url, mode)) is not None:
             replaced.add(store_said)
         shown = redis_client.hide_password(url)
         found.append(
