@@ -22,6 +22,7 @@ from django_sessionkit.conf import (
     COMPAT_VALUES,
     COOKIE_KEYS,
     KEYS,
+    LIFETIME_KEYS,
     PRIORITY_VALUES,
     SAME_SITE_VALUES,
     STORE_KEYS,
@@ -402,6 +403,7 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                     24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}."
                 )
             )
+    problems += _check_lifetimes(raw)
     longest = raw.get("USER_AGENT_MAX_LENGTH")
     if isinstance(longest, int) and longest > USER_AGENT_COLUMN:
         problems.append(
@@ -421,6 +423,61 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 25,
                 f"{_key('ADMIN_SENSITIVE_KEYS')} is {sensitive!r}; it must be a list of "
                 "non-empty strings (parts of key names to mask in the admin), or None.",
+            )
+        )
+    return problems
+
+
+def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    for name in LIFETIME_KEYS:
+        value = raw.get(name)
+        if value is not None and not _is_count(value, 1):
+            problems.append(
+                _error(
+                    31,
+                    f"{_key(name)} is {value!r}; it must be a whole number of seconds >= 1, "
+                    "or None for no limit.",
+                )
+            )
+    touch_after = raw.get("TOUCH_AFTER")
+    if touch_after is not None and not _is_count(touch_after, 0):
+        problems.append(
+            _error(
+                31,
+                f"{_key('TOUCH_AFTER')} is {touch_after!r}; it must be a whole number of "
+                "seconds >= 0 (0: touch on every request), or None.",
+            )
+        )
+    flag = raw.get("END_SESSIONS_ON_PASSWORD_CHANGE")
+    if flag is not None and not _is_bool(flag):
+        problems.append(
+            _error(
+                31,
+                f"{_key('END_SESSIONS_ON_PASSWORD_CHANGE')} is {flag!r}; it must be True or "
+                "False.",
+            )
+        )
+    idle, absolute = raw.get("IDLE_TIMEOUT"), raw.get("ABSOLUTE_TIMEOUT")
+    idle = idle if _is_count(idle, 1) else None
+    absolute = absolute if _is_count(absolute, 1) else None
+    touch_after = touch_after if _is_count(touch_after, 1) else None
+    if idle is not None and touch_after is not None and touch_after >= idle:
+        problems.append(
+            Warning(
+                f"{_key('TOUCH_AFTER')} ({touch_after}) is not shorter than "
+                f"{_key('IDLE_TIMEOUT')} ({idle}): an active session could end as idle "
+                "between two touches.",
+                hint="Make TOUCH_AFTER a fraction of IDLE_TIMEOUT, or leave it unset.",
+                id="sessionkit.W004",
+            )
+        )
+    if idle is not None and absolute is not None and idle >= absolute:
+        problems.append(
+            Warning(
+                f"{_key('IDLE_TIMEOUT')} ({idle}) is not shorter than "
+                f"{_key('ABSOLUTE_TIMEOUT')} ({absolute}): it can never take effect.",
+                id="sessionkit.W005",
             )
         )
     return problems

@@ -130,6 +130,7 @@ class SessionStore(SessionBase):
         self._bound = False  # made by the middleware for a request: session_key is the id
         self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
+        self._ended: str | None = None  # a timed-out session's store key, deleted at the save
         self._session_key = session_key
 
     @classmethod
@@ -235,13 +236,42 @@ class SessionStore(SessionBase):
         return self.get_expire_at_browser_close()
 
     def _expires_at(self, now: datetime) -> datetime:
-        expiry = self._session.get("_session_expiry")
+        """When the session ends if nothing happens meanwhile: its expiry (``set_expiry``
+        or MAX_AGE), then no later than IDLE_TIMEOUT from now, ABSOLUTE_TIMEOUT from its
+        start, and ANONYMOUS_MAX_AGE from now while nobody is signed in to it."""
+        data = self._session
+        expiry = data.get("_session_expiry")
         if expiry == 0:
-            return now + timedelta(seconds=conf.STORE_AGE)
-        expires_at: datetime = self.get_expiry_date(modification=now, expiry=expiry)
-        if timezone.is_naive(expires_at):
-            expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
-        return expires_at
+            expires_at = now + timedelta(seconds=conf.STORE_AGE)
+        else:
+            expires_at = self.get_expiry_date(modification=now, expiry=expiry)
+            if timezone.is_naive(expires_at):
+                expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
+        limits = [expires_at]
+        if (idle := conf.IDLE_TIMEOUT) is not None:
+            limits.append(now + timedelta(seconds=idle))
+        if (absolute := conf.ABSOLUTE_TIMEOUT) is not None:
+            limits.append(self._started(now) + timedelta(seconds=absolute))
+        if (anonymous := conf.ANONYMOUS_MAX_AGE) is not None and AUTH_USER_KEY not in data:
+            limits.append(now + timedelta(seconds=anonymous))
+        return min(limits)
+
+    def _started(self, now: datetime) -> datetime:
+        """When this session started: created, or given its id at the last login."""
+        record = self._record
+        return record.created_at if record is not None else (self._created_at or now)
+
+    def _timed_out(self, record: SessionRecord) -> str | None:
+        """Why a loaded record is over IDLE_TIMEOUT or ABSOLUTE_TIMEOUT (``None``: it is
+        not). Saves and touches keep the stored expiry within both, so the store drops such
+        sessions itself; this catches records saved before the limits were set or lowered."""
+        now = utcnow()
+        idle, absolute = conf.IDLE_TIMEOUT, conf.ABSOLUTE_TIMEOUT
+        if idle is not None and record.last_seen + timedelta(seconds=idle) <= now:
+            return "idle_timeout"
+        if absolute is not None and record.created_at + timedelta(seconds=absolute) <= now:
+            return "absolute_timeout"
+        return None
 
     # --- change tracking --------------------------------------------------
 
@@ -347,6 +377,9 @@ class SessionStore(SessionBase):
         self._increments = {}
         if self._legacy and record is not None and not record.data.get(IMPORTED_KEY):
             record = None  # an unsigned cookie never reaches a session that was not imported
+        if record is not None and self._timed_out(record):
+            self._ended = store_key(self._sid) if self._sid else None  # deleted at the save
+            record = None
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
             self._sid, self._record, self._snapshot = None, None, {}
@@ -480,6 +513,18 @@ class SessionStore(SessionBase):
 
     # --- deleting and rotating ---------------------------------------------
 
+    def end_timed_out(self) -> None:
+        """Delete the stored record of a session that loaded past IDLE_TIMEOUT or
+        ABSOLUTE_TIMEOUT (the middleware calls this at the end of the request)."""
+        if ended := self._ended:
+            self._ended = None
+            self.store.delete(ended)
+
+    async def aend_timed_out(self) -> None:
+        if ended := self._ended:
+            self._ended = None
+            await self.store.adelete(ended)
+
     def _take_replaced(self) -> str | None:
         replaced, self._replaced = self._replaced, None
         return replaced
@@ -521,11 +566,15 @@ class SessionStore(SessionBase):
         await self.adelete()
         self._forget()
 
-    def _rotate(self) -> str | None:
-        """Give the session a new id; return the old store key if it must be deleted."""
+    def _rotate(self, *, restart: bool = False) -> str | None:
+        """Give the session a new id; return the old store key if it must be deleted.
+
+        ``restart``: the new id starts the session anew for ABSOLUTE_TIMEOUT (a login)."""
         old_key = None if self._sid is None or self._is_new else store_key(self._sid)
         previous = self._record
         self._created_at = previous.created_at if previous else self._created_at
+        if restart:
+            self._created_at = utcnow()
         self._record = None
         self._new_id()
         self.modified = True
@@ -533,7 +582,7 @@ class SessionStore(SessionBase):
             self._record = SessionRecord(
                 data=previous.data,
                 expires_at=previous.expires_at,
-                created_at=previous.created_at,
+                created_at=self._created_at or previous.created_at,
                 last_seen=previous.last_seen,
                 user_id=previous.user_id,
                 ip=previous.ip,
@@ -545,12 +594,12 @@ class SessionStore(SessionBase):
     def cycle_key(self) -> None:
         """New id, same data; the old id is dead at once (login does this)."""
         self._session  # noqa: B018  (load the data before the id changes)
-        if old_key := self._rotate():
+        if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
             self.store.delete(old_key)
 
     async def acycle_key(self) -> None:
         await self._aget_session()
-        if old_key := self._rotate():
+        if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
             await self.store.adelete(old_key)
 
     # --- express-session's Session API --------------------------------------
