@@ -234,6 +234,15 @@ def test_a_row_nested_deeper_than_json_can_parse_is_a_corrupt_session(admin: Cli
     assert admin.get(f"{LIST}{key[:12]}/").status_code == 404
 
 
+@override_settings(DEBUG=True)
+def test_with_debug_on_the_detail_page_of_deep_data_is_quick(store: Store, admin: Client) -> None:
+    """Before: a RecursionError, and Django's debug 500 page then took 50 s of CPU."""
+    key = stored(store, data={"x": nest(490, key="k")})
+    started = time.process_time()
+    assert admin.get(f"{LIST}{key[:12]}/").status_code == 200
+    assert time.process_time() - started < 5
+
+
 # --- (3) numbers from the query string ---------------------------------------------------
 
 HOSTILE_NUMBERS = [
