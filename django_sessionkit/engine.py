@@ -5,9 +5,13 @@
 * A session the middleware made for a request reports its bare id (24 characters).
   That is what other apps copy into their tables; it is no cookie by itself, since
   the browser's cookie also carries a signature made with the secret.
-* A session made anywhere else (``SessionStore()`` in Django's test client, Channels,
-  a shell) reports the *compact cookie* (the id and a 16-character signature), because
-  such code puts ``session_key`` into the cookie itself.
+* Any other session object (``SessionStore()`` in Django's test client, Channels, a
+  shell) reports the bare id too, until it saves the session or makes it a new id
+  itself. From then on it reports the *compact cookie* (the id and a 16-character
+  signature): such code puts ``session_key`` into the cookie after saving (the test
+  client's ``login()``, Channels' middleware), so it must work as a cookie. Code that
+  only reads a session (``client.session`` in a test, a consumer) sees the same
+  ``session_key`` as the views.
 
 Every API that takes a key accepts both forms and the signed cookie ``s:<id>.<sig>``.
 Stores see only the id's SHA-256 (``key_hash``).
@@ -176,6 +180,7 @@ class SessionStore(SessionBase):
         self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
         self._signed: tuple[str, str] | None = None  # (id, its cookie value), made once
         self._bound = False  # made by the middleware for a request: session_key is the id
+        self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
         self._session_key = session_key
 
@@ -198,7 +203,7 @@ class SessionStore(SessionBase):
 
     def _get_session_key(self) -> str | None:
         sid = self._sid
-        if sid is None or (self._bound and cookies.is_key(sid)):
+        if sid is None or (cookies.is_key(sid) and (self._bound or not self._wrote)):
             return sid
         return cookies.id_to_key(sid)
 
@@ -258,6 +263,7 @@ class SessionStore(SessionBase):
                 )
             self._sid = value
         self._is_new = True
+        self._wrote = True
 
     def _validate_session_key(self, key: str | None) -> bool:
         return cookies.key_to_id(key) is not None
@@ -467,6 +473,7 @@ class SessionStore(SessionBase):
         self._snapshot = _snapshot(cache) if merged else self._pending_snapshot
         self._increments = {}
         self._is_new = False
+        self._wrote = True
         self.modified = False
 
     def save(self, must_create: bool = False) -> None:

@@ -13,6 +13,10 @@ from tests.services import service_missing
 
 pytest_plugins = ["tests.redis_fixtures"]
 
+# tests/compat runs in a pytest process of its own with its own settings (tests/run does
+# it after this run; `pytest tests/compat` alone picks up tests/compat/pytest.ini).
+collect_ignore = ["compat"]
+
 
 @pytest.fixture
 def user(db: None) -> object:

@@ -53,7 +53,9 @@ def test_save_then_reopen_by_session_key(session: SessionStore) -> None:
     assert session.exists(key) and session.exists(session.session_id)
     again = reopen(session)
     assert again["x"] == {"nested": [1]}
-    assert again.session_key == key
+    assert again.session_key == session.session_id  # only read: the same key a view sees
+    again.save()
+    assert again.session_key == key  # saved here: a value that works as a cookie
 
 
 def test_save_must_create_on_existing_raises(session: SessionStore) -> None:

@@ -69,8 +69,9 @@ def test_a_copied_session_key_is_not_a_cookie(each_store: Store) -> None:
 def test_every_key_api_takes_the_session_key(each_store: Store) -> None:
     browser = Client()
     key = visit(browser)["key"]
+    assert browser.session.session_key == key  # a test reading the session sees the view's
     session = SessionStore(key)
-    assert session["views"] == 1
+    assert session["views"] == 1 and session.session_key == key
     assert session.exists(key) and SessionStore().exists(key)
     session["cart"] = [3]
     session.save()

@@ -39,5 +39,10 @@ class TestDatabaseStoreOnPostgreSQL(StoreContract):
 def test_check_rejects_unknown_alias_and_options() -> None:
     problems = DatabaseStore.check("nope", {"X": 1})
     assert any("'nope' is not a database alias" in p for p in problems)
-    assert any("DatabaseStore takes no options" in p for p in problems)
+    assert any("OPTIONS ['X'] are not accepted: DatabaseStore takes" in p for p in problems)
     assert DatabaseStore.check(None, {}) == []
+    timeouts = {"LOCK_TIMEOUT": 0.2, "STATEMENT_TIMEOUT": 0, "BREAKER_COOL_DOWN": 1}
+    assert DatabaseStore.check(None, timeouts) == []
+    bad = DatabaseStore.check(None, {"LOCK_TIMEOUT": -1, "BREAKER_FAILURES": 0})
+    assert any("'LOCK_TIMEOUT'] is -1" in p and "seconds >= 0" in p for p in bad)
+    assert any("'BREAKER_FAILURES'] is 0" in p and "int >= 1" in p for p in bad)

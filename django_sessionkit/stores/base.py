@@ -11,17 +11,22 @@ sync method in a thread; a store with a native async client overrides them.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import dataclasses
+import functools
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils import timezone
+
+from django_sessionkit.stores.breaker import CircuitBreaker, CircuitOpen
 
 __all__ = [
     "Changes",
@@ -36,6 +41,8 @@ __all__ = [
     "UpdateError",
 ]
 
+
+T = TypeVar("T")
 
 #: Times at rest and in page links are counted from here, in whole microseconds.
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -101,6 +108,33 @@ class StoreUnavailable(Exception):
         self.store = store
         self.error = error
         super().__init__(f"session store {store} is unavailable: {error}")
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether the store did not answer in time (rather than refusing or failing)."""
+        error: BaseException | str | None = self.error
+        seen = 0
+        while isinstance(error, BaseException) and seen < 5:
+            if _is_timeout(error):
+                return True
+            error, seen = error.__cause__ or error.__context__, seen + 1
+        return False
+
+
+#: Error names and codes that mean "did not answer in time": socket and redis-py
+#: timeouts; PostgreSQL's lock_timeout (55P03) and statement_timeout (57014); MySQL's and
+#: MariaDB's lock wait (1205) and statement time limits (1969, 3024); SQLite's busy lock.
+_TIMEOUT_NAMES = frozenset({"TimeoutError", "timeout", "QueryCanceled", "LockNotAvailable"})
+_TIMEOUT_CODES = frozenset({"55P03", "57014", 1205, 1969, 3024})
+
+
+def _is_timeout(error: BaseException) -> bool:
+    if any(cls.__name__ in _TIMEOUT_NAMES for cls in type(error).__mro__):
+        return True
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if code in _TIMEOUT_CODES or (error.args and error.args[0] in _TIMEOUT_CODES):
+        return True
+    return "database is locked" in str(error)
 
 
 @dataclasses.dataclass
@@ -232,6 +266,21 @@ def matches(
     return network is None or in_network(record.ip, network)
 
 
+def guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a store method so that it runs under :meth:`Store.guarded`."""
+
+    @functools.wraps(method)
+    def run(self: Store, *args: Any, **kwargs: Any) -> T:
+        with self.guarded():
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+#: Set while a call runs under :meth:`Store.guarded` (in this thread or task).
+_guarded: contextvars.ContextVar[bool] = contextvars.ContextVar("sessionkit_guarded", default=False)
+
+
 class Store:
     """Base class of the storage backends.
 
@@ -258,6 +307,43 @@ class Store:
     def describe(self) -> str:
         """Where this store keeps its data, with any password hidden."""
         return f"{type(self).__name__}({self.location!r})"
+
+    # --- failing fast -------------------------------------------------------
+
+    @functools.cached_property
+    def breaker(self) -> CircuitBreaker:
+        """This process's circuit breaker for this store (see :mod:`.breaker`)."""
+        return CircuitBreaker(self.describe(), self.options)
+
+    @contextlib.contextmanager
+    def guarded(self) -> Iterator[None]:
+        """Run one call to the store under the circuit breaker.
+
+        While the circuit is open this raises :class:`StoreUnavailable` at once. A
+        :class:`StoreUnavailable` raised inside counts as a failure; anything else means
+        the store answered. Nested uses (a save that runs a statement) count once.
+        """
+        if _guarded.get():
+            yield
+            return
+        breaker = self.breaker
+        try:
+            breaker.admit()
+        except CircuitOpen as exc:
+            raise StoreUnavailable(self.describe(), exc) from None
+        token = _guarded.set(True)
+        try:
+            yield
+        except StoreUnavailable as exc:
+            breaker.failed(timed_out=exc.timed_out)
+            raise
+        except BaseException:
+            breaker.succeeded()
+            raise
+        else:
+            breaker.succeeded()
+        finally:
+            _guarded.reset(token)
 
     # --- the contract -----------------------------------------------------
 

@@ -29,6 +29,7 @@ from django.db.models import DateTimeField, F, Q, QuerySet
 from django.utils import timezone
 
 from django_sessionkit.models import Session
+from django_sessionkit.stores import breaker, sql_timeouts
 from django_sessionkit.stores.base import (
     Changes,
     CorruptSession,
@@ -78,6 +79,7 @@ class DatabaseStore(Store):
         self.alias: str = self.location
         self._load: tuple[str, bool, Any] | None = None
         self._sql: dict[str, str] | None = None
+        self._timeouts = sql_timeouts.Timeouts(self.options)
 
     @classmethod
     def check(cls, location: Any, options: Mapping[str, Any]) -> list[str]:
@@ -88,11 +90,12 @@ class DatabaseStore(Store):
             problems.append(
                 f"LOCATION {alias!r} is not a database alias in DATABASES (known: {known})."
             )
-        if options:
+        accepted = {**sql_timeouts.OPTIONS, **breaker.OPTIONS}
+        if unknown := sorted(set(options) - set(accepted)):
             problems.append(
-                f"OPTIONS {sorted(options)} are not accepted: DatabaseStore takes no options."
+                f"OPTIONS {unknown} are not accepted: DatabaseStore takes {', '.join(accepted)}."
             )
-        return problems
+        return problems + sql_timeouts.problems(options) + breaker.problems(options)
 
     def describe(self) -> str:
         db = connections.settings[self.alias]
@@ -105,10 +108,11 @@ class DatabaseStore(Store):
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (OperationalError, InterfaceError) as exc:
-            raise StoreUnavailable(self.describe(), exc) from exc
+        with self.guarded():
+            try:
+                yield
+            except (OperationalError, InterfaceError) as exc:
+                raise StoreUnavailable(self.describe(), exc) from exc
 
     # --- contract ---------------------------------------------------------
 
@@ -118,7 +122,7 @@ class DatabaseStore(Store):
         now = _EXPIRES_AT.get_db_prep_value(timezone.now(), connection)
         params = [key, now] if key_first else [now, key]
         with self._errors(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            self._timeouts.execute(connection, cursor, sql, params)
             found = cursor.fetchone()
         if found is None:
             return None
@@ -305,7 +309,7 @@ class DatabaseStore(Store):
         connection = connections[self.alias]
         prepared = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in params]
         with self._errors(), connection.cursor() as cursor:
-            cursor.execute(self._statements()[statement], prepared)
+            self._timeouts.execute(connection, cursor, self._statements()[statement], prepared)
             return int(cursor.rowcount)
 
     def _delete(self, rows: QuerySet[Session]) -> int:

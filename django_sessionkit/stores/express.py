@@ -64,7 +64,6 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import NoScriptError, RedisError
 
 from django_sessionkit.conf import sessionkit_settings as conf
-from django_sessionkit.stores import redis_client
 from django_sessionkit.stores.base import (
     EPOCH,
     Changes,
@@ -78,8 +77,10 @@ from django_sessionkit.stores.base import (
     UpdateError,
     as_network,
     aware,
+    guarded,
     matches,
 )
+from django_sessionkit.stores.redis import connection as redis_client
 
 logger = logging.getLogger("django_sessionkit")
 
@@ -122,9 +123,12 @@ SCAN_COUNT = 100  # connect-redis's ``scanCount`` default
 
 # KEYS: the session key. ARGV: op ('create' | 'update'), SHA-1 of the value read,
 # new value, TTL seconds ('' = no TTL). Returns 1 written, 2 deleted (TTL <= 0),
-# 0 create refused (exists), -1 missing, -2 changed since read.
+# 0 create refused (exists), -1 missing, -2 changed since read. A value already equal to the
+# new one is this very write run a second time (a client's retry after a lost reply; the
+# value carries its version and time): 1, and nothing is applied again.
 CAS_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
+if current == ARGV[3] then return 1 end
 if ARGV[1] == 'create' then
   if current then return 0 end
 else
@@ -403,6 +407,7 @@ class ExpressRedisStore(Store):
 
     # --- the contract -----------------------------------------------------------
 
+    @guarded
     def load(self, key: str) -> SessionRecord | None:
         redis_key = self.redis_key(key)
         try:
@@ -414,6 +419,7 @@ class ExpressRedisStore(Store):
             raise self._unavailable(exc) from exc
         return self._record(key, text, pttl, _now())
 
+    @guarded
     def save(
         self,
         key: str,
@@ -460,6 +466,7 @@ class ExpressRedisStore(Store):
             )
         )
 
+    @guarded
     def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
         """connect-redis's touch: ``EXPIRE`` only. ``last_seen`` is not stored (it would
         need the JSON rewritten); the next save records it."""
@@ -476,12 +483,14 @@ class ExpressRedisStore(Store):
         except RedisError as exc:
             raise self._unavailable(exc) from exc
 
+    @guarded
     def delete(self, key: str) -> None:
         try:
             self._client().delete(self.redis_key(key))
         except RedisError as exc:
             raise self._unavailable(exc) from exc
 
+    @guarded
     def exists(self, key: str) -> bool:
         try:
             return bool(self._client().exists(self.redis_key(key)))

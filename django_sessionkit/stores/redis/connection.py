@@ -25,6 +25,9 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError
+
+from django_sessionkit.stores import breaker
 
 MODES = ("standalone", "sentinel", "cluster")
 SCHEMES = ("redis", "rediss", "unix")
@@ -52,14 +55,17 @@ OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "SSL_CERT_REQS": (str,),
     "SSL_CHECK_HOSTNAME": (bool,),
     "CONNECTION_POOL_KWARGS": (dict,),
+    **breaker.OPTIONS,
 }
 
 SSL_OPTIONS = ("SSL_CA_CERTS", "SSL_CERTFILE", "SSL_KEYFILE", "SSL_CERT_REQS", "SSL_CHECK_HOSTNAME")
 
 DEFAULTS: dict[str, Any] = {
     "PREFIX": "sessionkit:",
-    "SOCKET_TIMEOUT": 5.0,
-    "SOCKET_CONNECT_TIMEOUT": 5.0,
+    # A session store sits on every request's path: a server that does not answer within
+    # half a second is treated as down (a 503 at once) rather than holding the worker.
+    "SOCKET_TIMEOUT": 0.5,
+    "SOCKET_CONNECT_TIMEOUT": 0.5,
     "RETRY_ATTEMPTS": 3,
     "RETRY_BACKOFF_BASE": 0.01,
     "RETRY_BACKOFF_CAP": 0.5,
@@ -128,6 +134,7 @@ def problems(location: Any, options: Mapping[str, Any]) -> list[str]:
         found.append(f"OPTIONS['MODE'] is {options.get('MODE')!r}; use one of {', '.join(MODES)}.")
         return found
     found += _number_problems(options)
+    found += breaker.problems(options)
     prefix = options.get("PREFIX", DEFAULTS["PREFIX"])
     if isinstance(prefix, str) and mode == "cluster" and ("{" in prefix or "}" in prefix):
         found.append(
@@ -303,7 +310,13 @@ class RedisConfig:
         kwargs: dict[str, Any] = {
             "socket_timeout": float(self.option("SOCKET_TIMEOUT")),
             "socket_connect_timeout": float(self.option("SOCKET_CONNECT_TIMEOUT")),
-            "retry": retry_class(backoff, int(self.option("RETRY_ATTEMPTS"))),
+            # Retried: a connection that turns out dead (a restarted server, a killed
+            # client). Not retried: a timeout, where the server is alive but stalled and
+            # another attempt would only wait as long again. Replays are harmless either
+            # way: reads and touches are idempotent, and a save's token makes it so.
+            "retry": retry_class(
+                backoff, int(self.option("RETRY_ATTEMPTS")), supported_errors=(ConnectionError,)
+            ),
             "decode_responses": True,
         }
         if "MAX_CONNECTIONS" in self.options:

@@ -1,0 +1,113 @@
+"""Lock and statement timeouts for the database store's request-path statements.
+
+A session statement that waits on a lock (``LOCK TABLE``, a long migration, a stuck
+transaction) must not hold the worker for as long as the lock lasts. Each statement of
+``load``, ``save``, ``touch`` and ``delete`` runs with its own limits, in the same round
+trip, without changing anything for the project's other queries:
+
+* PostgreSQL: ``SET LOCAL lock_timeout …; SET LOCAL statement_timeout …; <statement>`` in
+  one query string (one implicit transaction, so the settings end with it). Needs
+  client-side binding (Django's default with psycopg 3, and psycopg 2).
+* MariaDB: ``SET STATEMENT innodb_lock_wait_timeout=…, lock_wait_timeout=…,
+  max_statement_time=… FOR <statement>`` (lock waits in whole seconds, at least 1).
+* SQLite: only when ``LOCK_TIMEOUT`` is set in ``OPTIONS``, the connection's busy timeout,
+  lowered around the statement and put back. By default SQLite keeps the connection's own
+  (Django's ``OPTIONS["timeout"]``, 5 s): its writers queue for one lock, and a busy
+  development server would otherwise answer 503s.
+* Elsewhere (MySQL, other backends), and inside a transaction the project opened (where
+  ``SET LOCAL`` would outlast the statement), statements run without these limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+OPTIONS: dict[str, tuple[type, ...]] = {
+    "LOCK_TIMEOUT": (int, float),
+    "STATEMENT_TIMEOUT": (int, float),
+}
+DEFAULTS = {"LOCK_TIMEOUT": 0.5, "STATEMENT_TIMEOUT": 1.0}
+
+
+def problems(options: Mapping[str, Any]) -> list[str]:
+    found = []
+    for name in OPTIONS:
+        value = options.get(name, DEFAULTS[name])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            found.append(
+                f"OPTIONS[{name!r}] is {value!r}; it must be a number of seconds >= 0 "
+                "(0: no limit)."
+            )
+    return found
+
+
+class Timeouts:
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.lock = float(options.get("LOCK_TIMEOUT", DEFAULTS["LOCK_TIMEOUT"]))
+        self.sqlite_lock = float(options.get("LOCK_TIMEOUT", 0))
+        self.statement = float(options.get("STATEMENT_TIMEOUT", DEFAULTS["STATEMENT_TIMEOUT"]))
+
+    def execute(self, connection: Any, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        """Run ``sql`` under the limits; the cursor is left on its result."""
+        if not (self.lock or self.statement) or connection.in_atomic_block:
+            cursor.execute(sql, params)
+        elif connection.vendor == "postgresql" and _client_side_binding(cursor):
+            self._postgresql(cursor, sql, params)
+        elif connection.vendor == "mysql" and getattr(connection, "mysql_is_mariadb", False):
+            self._mariadb(cursor, sql, params)
+        elif connection.vendor == "sqlite" and self.sqlite_lock:
+            self._sqlite(connection, cursor, sql, params)
+        else:
+            cursor.execute(sql, params)
+
+    def _postgresql(self, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        settings = []
+        if self.lock:
+            settings.append(f"SET LOCAL lock_timeout = '{math.ceil(self.lock * 1000)}ms'")
+        if self.statement:
+            ms = math.ceil(self.statement * 1000)
+            settings.append(f"SET LOCAL statement_timeout = '{ms}ms'")
+        cursor.execute("; ".join([*settings, sql]), params)
+        if _psycopg3(cursor):  # psycopg 3 stands on the first result, psycopg 2 on the last
+            for _setting in settings:
+                cursor.nextset()
+
+    def _mariadb(self, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        limits = []
+        if self.lock:
+            seconds = max(1, math.ceil(self.lock))
+            limits += [f"innodb_lock_wait_timeout={seconds}", f"lock_wait_timeout={seconds}"]
+        if self.statement:
+            limits.append(f"max_statement_time={self.statement:g}")
+        cursor.execute(f"SET STATEMENT {', '.join(limits)} FOR {sql}", params)
+
+    def _sqlite(self, connection: Any, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        raw = connection.connection  # its own cursor, so ``cursor`` keeps the statement's result
+        (previous,) = raw.execute("PRAGMA busy_timeout").fetchone()
+        raw.execute(f"PRAGMA busy_timeout = {math.ceil(self.sqlite_lock * 1000)}")
+        try:
+            cursor.execute(sql, params)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+
+def _inner(cursor: Any) -> Any:
+    return getattr(cursor, "cursor", cursor)  # Django's CursorWrapper holds the driver's
+
+
+def _psycopg3(cursor: Any) -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(_inner(cursor), psycopg.Cursor)
+
+
+def _client_side_binding(cursor: Any) -> bool:
+    if not _psycopg3(cursor):
+        return True  # psycopg 2 binds on the client
+    import psycopg
+
+    return isinstance(_inner(cursor), psycopg.ClientCursor)

@@ -1,0 +1,81 @@
+"""The database store does not hang: a locked session table gives fast 503s, then recovery.
+
+Another connection holds ``LOCK TABLE … ACCESS EXCLUSIVE`` (PostgreSQL) or an exclusive
+transaction (SQLite). Session statements run under ``LOCK_TIMEOUT``, so the first
+request answers 503 with ``Retry-After`` after about that long, the circuit breaker
+answers the next ones at once, and once the lock is gone everything works again with
+nothing lost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from django.db import connections
+from django.test import Client, override_settings
+
+from django_sessionkit.stores import get_store
+
+TABLE = "django_sessionkit_session"
+
+
+@contextmanager
+def postgres_lock(alias: str) -> Iterator[None]:
+    db = connections[alias].settings_dict
+    holder = psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=False
+    )
+    try:
+        holder.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+@contextmanager
+def sqlite_lock(alias: str) -> Iterator[None]:
+    holder = sqlite3.connect(connections[alias].settings_dict["NAME"], isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def timed(browser: Client, path: str) -> tuple[int, float, str]:
+    started = time.monotonic()
+    response = browser.get(path)
+    return response.status_code, time.monotonic() - started, response.get("Retry-After", "")
+
+
+def exercise(alias: str, lock: object, options: dict[str, object]) -> None:
+    with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias, "OPTIONS": options}}):
+        browser = Client()
+        assert browser.get("/incr/").json() == {"views": 1}
+        with lock:  # type: ignore[attr-defined]
+            first = timed(browser, "/incr/")
+            following = [timed(browser, "/incr/") for _ in range(5)]
+        assert first[0] == 503 and first[2], first
+        assert first[1] < 2.0, f"the first request waited {first[1]:.2f} s on the lock"
+        assert all(status == 503 for status, _, _ in following), following
+        assert max(seconds for _, seconds, _ in following) < 0.1, following  # breaker open
+        time.sleep(get_store().breaker.cool_down)
+        assert browser.get("/incr/").json() == {"views": 2}  # the 503s changed nothing
+        assert browser.get("/incr/").json() == {"views": 3}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_locked_postgresql_table_gives_fast_503s_then_recovers(pg_alias: str) -> None:
+    exercise(pg_alias, postgres_lock(pg_alias), {"LOCK_TIMEOUT": 0.3})
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file"])
+def test_a_locked_sqlite_database_gives_fast_503s_then_recovers() -> None:
+    exercise("sqlite_file", sqlite_lock("sqlite_file"), {"LOCK_TIMEOUT": 0.3})
