@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from django.contrib.auth import HASH_SESSION_KEY
@@ -132,32 +133,29 @@ def pretty(
         value, level = item
         if isinstance(value, Mapping):
             opening, closing = "{", "}"
-            entries: list[tuple[str, Any]] = [(_key_text(k), (k, v)) for k, v in value.items()]
         elif isinstance(value, list | tuple):
             opening, closing = "[", "]"
-            entries = [("", (None, v)) for v in value]
         else:
             out.append(_scalar(value))
             continue
-        if not entries:
+        if not value:
             out.append(opening + closing)
-            continue
-        if level > shown_depth:
+        elif level > shown_depth:
             out.append(f"{opening}{DEEPER}{closing}")
-            continue
-        if opening == "{":
-            entries.sort(key=lambda entry: entry[0])
-        indent = "\n" + "  " * (level + 1)
-        work: list[str | tuple[Any, int]] = [opening]
-        for index, (text, (key, child)) in enumerate(entries):
-            prefix = ("," if index else "") + indent
+        else:
+            indent = "\n" + "  " * (level + 1)
+            work: list[str | tuple[Any, int]] = [opening]
             if opening == "{":
-                prefix += _scalar(text) + ": "
-                if is_sensitive(str(key), fragments):
-                    work.append(prefix + _MASKED)
-                    continue
-            work.append(prefix)
-            work.append((child, level + 1))
-        work.append("\n" + "  " * level + closing)
-        stack.extend(reversed(work))
+                keys = sorted(((_key_text(key), key) for key in value), key=itemgetter(0))
+                for index, (text, key) in enumerate(keys):
+                    prefix = f"{',' if index else ''}{indent}{_scalar(text)}: "
+                    if is_sensitive(str(key), fragments):
+                        work.append(prefix + _MASKED)
+                    else:
+                        work += [prefix, (value[key], level + 1)]
+            else:
+                for index, child in enumerate(value):
+                    work += [("," if index else "") + indent, (child, level + 1)]
+            work.append("\n" + "  " * level + closing)
+            stack.extend(reversed(work))
     return "".join(out)

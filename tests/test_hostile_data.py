@@ -456,6 +456,17 @@ user_ids = st.one_of(
 )
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.dictionaries(json_key, json_value, max_size=6))
+def test_pretty_is_json_dumps_of_the_masked_data(data: dict[str, Any]) -> None:
+    import json
+
+    expected = json.dumps(
+        masking.mask(data), indent=2, sort_keys=True, ensure_ascii=False, default=str
+    )
+    assert masking.pretty(data) == expected
+
+
 @HYPOTHESIS
 @given(
     data=session_data(),
