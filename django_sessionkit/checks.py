@@ -396,6 +396,14 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 ">= 1, or None for no limit.",
             )
         )
+    if raw.get("MAX_DEPTH") is not None and not _is_count(raw["MAX_DEPTH"], 1):
+        problems.append(
+            _error(
+                30,
+                f"{_key('MAX_DEPTH')} is {raw['MAX_DEPTH']!r}; it must be a whole number of "
+                "levels >= 1 (lists and dicts inside one session value), or None for no limit.",
+            )
+        )
     for name, minimum in (("TRUSTED_PROXIES", 1), ("USER_AGENT_MAX_LENGTH", 0)):
         if name in raw and not _is_count(raw[name], minimum):
             problems.append(

@@ -41,6 +41,7 @@ KEYS: dict[str, str] = {
     "USER_AGENT_MAX_LENGTH": "(none)",
     "ADMIN_SENSITIVE_KEYS": "(none)",
     "MAX_SIZE": "(none)",
+    "MAX_DEPTH": "(none)",
     "EXPRESS_USER_LOADER": "(none)",
     "EXPRESS_USER_KEY": "(none)",
     "IDLE_TIMEOUT": "(none)",
@@ -69,6 +70,8 @@ STORE_KEYS = ("BACKEND", "LOCATION", "OPTIONS")
 
 #: Default for SESSIONKIT["MAX_SIZE"]: far above any sane session, well below what hurts a store.
 DEFAULT_MAX_SIZE = 256 * 1024
+#: Default for SESSIONKIT["MAX_DEPTH"]: levels of lists and dicts inside one session value.
+DEFAULT_MAX_DEPTH = 100
 
 SAME_SITE_VALUES = {"strict": "Strict", "lax": "Lax", "none": "None", "auto": "auto"}
 PRIORITY_VALUES = {"low": "Low", "medium": "Medium", "high": "High"}
@@ -308,6 +311,12 @@ class Settings:
     @setting
     def END_SESSIONS_ON_PASSWORD_CHANGE(self) -> bool:
         return bool(self._get("END_SESSIONS_ON_PASSWORD_CHANGE", True))
+
+    @setting
+    def MAX_DEPTH(self) -> int | None:
+        """Most levels of lists and dicts a saved value may nest (``None``: no limit)."""
+        value = self._get("MAX_DEPTH", DEFAULT_MAX_DEPTH)
+        return None if value is None else int(value)
 
     @setting
     def USER_AGENT_MAX_LENGTH(self) -> int:

@@ -62,7 +62,8 @@ IMPORTED_KEY = "_sessionkit_imported"
 
 
 class SessionDataError(TypeError):
-    """A value in the session cannot be stored (it is not JSON-serialisable)."""
+    """A value in the session cannot be stored: JSON cannot hold it, or it is nested deeper
+    than ``SESSIONKIT["MAX_DEPTH"]``; nothing was written."""
 
 
 class SessionTooLarge(ValueError):
@@ -74,18 +75,69 @@ def store_key(session_id: str) -> str:
     return session_id if conf.COMPAT == "express" else cookies.hash_id(session_id)
 
 
-def _dump(key: str, value: Any) -> str:
+_CONTAINERS = (dict, list, tuple)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest more than ``limit`` levels in ``value``.
+
+    Level by level, with no recursion: any depth is fine.
+    """
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    for _ in range(limit):
+        inside: list[Any] = []
+        for item in level:
+            inside.extend(item.values() if isinstance(item, dict) else item)
+        level = [item for item in inside if isinstance(item, _CONTAINERS)]
+        if not level:
+            return False
+    return bool(level)
+
+
+def _too_deep(key: str, value: Any, limit: int | None) -> SessionDataError:
+    if limit is not None and _deeper_than(value, limit):
+        why = f"more than {limit} levels deep, over SESSIONKIT['MAX_DEPTH'] = {limit}"
+    else:  # deeper than Python's JSON encoder goes (about 990 levels)
+        why = "too deep for JSON to encode"
+    return SessionDataError(
+        f"session key {key!r} holds a value whose lists and dicts are nested {why}; "
+        "nothing was saved: the stored copy is unchanged"
+    )
+
+
+def _dump(key: str, value: Any, max_depth: int | None = None, stored: str | None = None) -> str:
+    """``value`` as JSON. With ``max_depth``, a value nested deeper is refused, unless its
+    JSON is ``stored`` (unchanged since it was loaded)."""
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    except RecursionError:
+        raise _too_deep(key, value, max_depth) from None
     except (TypeError, ValueError) as exc:
         raise SessionDataError(
             f"session key {key!r} holds a {type(value).__name__}, which cannot be stored "
             f"as JSON ({exc}); store only str, int, float, bool, None, list and dict values"
         ) from exc
+    # Each level opens with "[" or "{": JSON with fewer of them needs no walk.
+    if (
+        max_depth is not None
+        and len(text) > 2 * max_depth
+        and text.count("[") + text.count("{") > max_depth
+        and text != stored
+        and _deeper_than(value, max_depth)
+    ):
+        raise _too_deep(key, value, max_depth)
+    return text
 
 
-def _snapshot(data: dict[str, Any]) -> dict[str, str]:
-    return {key: _dump(key, value) for key, value in data.items()}
+def _snapshot(
+    data: dict[str, Any], max_depth: int | None = None, stored: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Each key's JSON; with ``max_depth`` (a save), values changed since ``stored`` are
+    checked against it."""
+    if max_depth is None:
+        return {key: _dump(key, value) for key, value in data.items()}
+    stored = stored or {}
+    return {key: _dump(key, value, max_depth, stored.get(key)) for key, value in data.items()}
 
 
 def _check_size(snapshot: dict[str, str]) -> None:
@@ -436,7 +488,7 @@ class SessionStore(SessionBase):
             version=previous.version if previous else 0,
         )
         # Fails here, before any write, naming the key that cannot be stored or is too big.
-        snapshot = _snapshot(data)
+        snapshot = _snapshot(data, conf.MAX_DEPTH, self._snapshot)
         _check_size(snapshot)
         self._pending_snapshot = snapshot
         if must_create or self._is_new:

@@ -128,6 +128,9 @@ SESSIONKIT: dict[str, Any] = {
     # No express option: the largest session data a save accepts, in bytes of JSON;
     # a bigger one fails at save time, naming its largest keys. None: no limit.
     "MAX_SIZE": 256 * 1024,
+    # No express option: how many levels of lists and dicts one session value may nest;
+    # a deeper one fails at save time, naming its key. None: no limit of our own.
+    "MAX_DEPTH": 100,
     # No express option: with COMPAT="express", a callable (value, request) -> Django user that
     # signs in the user an Express login put at EXPRESS_USER_KEY (see docs/express-interop.md).
     "EXPRESS_USER_LOADER": None,
