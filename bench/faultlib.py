@@ -419,6 +419,7 @@ class Tally:
         self.statuses: Counter[int] = Counter()
         self.latencies: list[float] = []
         self.by_op: dict[str, list[float]] = {}
+        self.held: dict[str, float] = {}  # op -> longest a worker spent on one request
         self.problems: Counter[str] = Counter()
         self.notes: list[str] = []  # the first few wrong answers, spelled out
         self.replies: list[tuple[str, Reply]] = []  # every reply, when kept (timings)
@@ -429,6 +430,9 @@ class Tally:
             self.statuses[reply.status] += 1
             self.latencies.append(reply.seconds)
             self.by_op.setdefault(op, []).append(reply.seconds)
+            held = reply.headers.get("x-handled-ms")
+            if held is not None:  # the worker's own clock (bench/soak_views.report)
+                self.held[op] = max(self.held.get(op, 0.0), float(held) / 1000)
             if self.keep_replies:
                 self.replies.append((op, reply))
             if reply.status not in (200, 503) and len(self.notes) < 12:

@@ -221,15 +221,15 @@ def print_timings(result: dict[str, Any], tally: Tally) -> None:
             f"{ms(pct(following, 0.5))} / {ms(pct(following, 0.99))} / {ms(max(following))}"
             if following
             else "-",
-            "<= 10 ms",
-            verdict(bool(following) and max(following) <= TARGETS["following"]),
+            "p99 <= 10 ms",
+            verdict(bool(following) and pct(following, 0.99) <= TARGETS["following"]),
         ),
         (
             f"  of which answered at once ({len(instant)}): p50 / p99 / max",
             f"{ms(pct(instant, 0.5))} / {ms(pct(instant, 0.99))} / {ms(max(instant))}"
             if instant
             else "-",
-            "<= 10 ms",
+            "p99 <= 10 ms",
             verdict(bool(instant) and pct(instant, 0.99) <= TARGETS["following"]),
         ),
         (
@@ -237,8 +237,8 @@ def print_timings(result: dict[str, Any], tally: Tally) -> None:
             f"{ms(pct(worker, 0.5))} / {ms(pct(worker, 0.99))} / {ms(max(worker))}"
             if worker
             else "-",
-            "<= 10 ms",
-            verdict(bool(worker) and max(worker) <= TARGETS["following"]),
+            "p99 <= 10 ms",
+            verdict(bool(worker) and pct(worker, 0.99) <= TARGETS["following"]),
         ),
         (
             "  of which breaker probes (worker held)",
