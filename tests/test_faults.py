@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from urllib.parse import unquote
 
@@ -55,6 +56,7 @@ def test_redis_stopped_and_restarted_under_a_stream_of_requests(
                 redis_settings.server.stop()
             if i == 2 * STREAM // 3:
                 redis_settings.server.start()
+                time.sleep(get_store().breaker.cool_down)  # the circuit's cool-down ends
             n = i % len(clients)
             response = clients[n].get("/count/")
             statuses[response.status_code] += 1

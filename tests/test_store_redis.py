@@ -250,7 +250,7 @@ class RedisContractExtras(StoreContract):
         self, store: RedisStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         items = self.fill(store)
-        monkeypatch.setattr("django_sessionkit.stores.redis.WALK_LIMIT", 2)
+        monkeypatch.setattr("django_sessionkit.stores.redis.listing.WALK_LIMIT", 2)
         for filters in FILTERS:
             if "ip" in filters:
                 assert walk(store, 1, **filters) == reference(items, **filters), filters
@@ -633,7 +633,7 @@ def test_describe_hides_passwords() -> None:
 
 def redis_client_of(store: RedisStore) -> Any:
     """A plain sync client on the store's own pools (the master / the cluster)."""
-    from django_sessionkit.stores import redis_client
+    from django_sessionkit.stores.redis import connection as redis_client
 
     return redis_client.build_sync(store.config)
 
