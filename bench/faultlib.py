@@ -420,6 +420,8 @@ class Tally:
         self.latencies: list[float] = []
         self.by_op: dict[str, list[float]] = {}
         self.held: dict[str, float] = {}  # op -> longest a worker spent on one request
+        self.held_how: dict[str, tuple[int, float]] = {}  # op -> its status, when it was sent
+        self.started = time.monotonic()
         self.problems: Counter[str] = Counter()
         self.notes: list[str] = []  # the first few wrong answers, spelled out
         self.replies: list[tuple[str, Reply]] = []  # every reply, when kept (timings)
@@ -432,7 +434,10 @@ class Tally:
             self.by_op.setdefault(op, []).append(reply.seconds)
             held = reply.headers.get("x-handled-ms")
             if held is not None:  # the worker's own clock (bench/soak_views.report)
-                self.held[op] = max(self.held.get(op, 0.0), float(held) / 1000)
+                seconds = float(held) / 1000
+                if seconds > self.held.get(op, 0.0):
+                    self.held[op] = seconds
+                    self.held_how[op] = (reply.status, reply.sent - self.started)
             if self.keep_replies:
                 self.replies.append((op, reply))
             if reply.status not in (200, 503) and len(self.notes) < 12:

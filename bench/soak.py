@@ -225,6 +225,7 @@ def phase(
         "max_by_op": {op: max(v) for op, v in tally.by_op.items()},
         "held": max(tally.held.values(), default=0.0),
         "held_by_op": dict(tally.held),
+        "held_how": dict(tally.held_how),
         "injected": injector.count,
         "detail": injector.detail,
         "gunicorn": counts,
@@ -290,7 +291,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         if slow:
             extra.append(
                 "workers held over 0.6 s by: "
-                + ", ".join(f"{op} {ms(s)}" for op, s in sorted(slow.items()))
+                + ", ".join(
+                    f"{op} {ms(s)} (HTTP {row['held_how'][op][0]}, sent at"
+                    f" {row['held_how'][op][1]:.1f} s)"
+                    for op, s in sorted(slow.items())
+                )
             )
         g = row["gunicorn"]
         if g["worker_timeouts"] or g["extra_boots"]:
