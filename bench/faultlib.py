@@ -533,8 +533,16 @@ class Client:
         if reply is None:
             self.tally.problem("unresolved", f"{self.name}: login got only 503s")
             self.resync()
-        elif reply.status == 200 and reply.json().get("user") == self.user_id and self.cookie:
-            self.signed_in, self.acked, self.maybe, self.dead = True, 0, 0, None
+        elif reply.status == 200:
+            user = reply.json().get("user")
+            if user != self.user_id:
+                self.tally.problem("wrong_user", f"{self.name}: login answered user {user!r}")
+                self.resync()
+            elif not self.cookie:
+                self.tally.problem("signed_out", f"{self.name}: a 200 login set no cookie")
+                self.resync()
+            else:
+                self.signed_in, self.acked, self.maybe, self.dead = True, 0, 0, None
         else:
             self.resync()  # an unexpected answer: recorded by the tally; start again
 
