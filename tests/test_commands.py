@@ -1,5 +1,5 @@
 """purgesessions, clearsessions, listsessions, revokesessions and sessionstats,
-on DatabaseStore over SQLite and PostgreSQL."""
+on DatabaseStore over SQLite, PostgreSQL and MariaDB (or MySQL)."""
 
 from __future__ import annotations
 
@@ -42,15 +42,16 @@ pytestmark = pytest.mark.django_db
     params=[
         "default",
         pytest.param("pg", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
     ],
-    ids=["sqlite", "postgresql"],
+    ids=["sqlite", "postgresql", "mysql"],
 )
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The configured store, on SQLite and on PostgreSQL."""
+    """The configured store, on SQLite, PostgreSQL and MariaDB (or MySQL)."""
     if request.param == "default":
         yield get_store()
         return
-    alias = request.getfixturevalue("pg_alias")
+    alias = request.getfixturevalue(f"{request.param}_alias")
     with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
         store = get_store()
         assert isinstance(store, DatabaseStore) and store.alias == alias

@@ -112,6 +112,8 @@ class DatabaseStore(Store):
             try:
                 yield
             except (OperationalError, InterfaceError) as exc:
+                if _refused_data(exc):  # the database is fine; this value is not
+                    raise
                 raise StoreUnavailable(self.describe(), exc) from exc
 
     # --- contract ---------------------------------------------------------
@@ -346,7 +348,9 @@ class DatabaseStore(Store):
                 " give whole non-zero groups (2001:db8::/32), an address, or use PostgreSQL"
             )
         prefix = ":".join(format(int(group, 16), "x") for group in fixed) + ":"
-        return Q(ip__gte=prefix, ip__lt=prefix[:-1] + ";")  # ";" follows ":"
+        # "g" follows every character of an address's text (hex digits, ":" and ".") byte by
+        # byte and in MySQL's Unicode collations, where ";" sorts before ":".
+        return Q(ip__gte=prefix, ip__lt=prefix + "g")
 
     def _live(self, user_id: str | None) -> QuerySet[Session]:
         rows: QuerySet[Session] = self._rows.filter(expires_at__gt=timezone.now())
@@ -423,6 +427,17 @@ class DatabaseStore(Store):
             merged = dataclasses.replace(record, data=data)
             self._rows.filter(key=key).update(**self._written(merged, version + 1))
         return record.with_data(data, version + 1)
+
+
+#: MySQL and MariaDB raise OperationalError for some refused values too: an illegal mix of
+#: collations (1267, 1271), a bad character for the column's character set (1300, 1366,
+#: e.g. an emoji in a utf8mb3 table). Those are the data's fault, not an outage: no 503,
+#: no count towards the circuit breaker.
+_MYSQL_DATA_ERRORS = frozenset({1267, 1271, 1300, 1366})
+
+
+def _refused_data(exc: Exception) -> bool:
+    return bool(exc.args) and exc.args[0] in _MYSQL_DATA_ERRORS
 
 
 def _text_prefixes(network: ipaddress.IPv4Network) -> Q:

@@ -23,9 +23,13 @@ from __future__ import annotations
 import builtins
 import functools
 import ipaddress
+import itertools
 import json
+import zlib
 from datetime import datetime, timezone
 from typing import Any
+
+from redis.crc import key_slot
 
 from django_sessionkit.stores.base import Cursor, SessionRecord, to_us
 
@@ -92,3 +96,61 @@ def where(user_id: str | None, ip: str | None) -> str:
 def cursor_args(after: Cursor | None) -> tuple[str, str]:
     """The PAGE script's cursor arguments (score is minus last seen, as in the seen sets)."""
     return ("", "") if after is None else (str(-to_us(after.last_seen)), after.key)
+
+
+# --- index shards -----------------------------------------------------------------
+
+#: Hash-tag slots of a Redis Cluster.
+SLOTS = 16384
+#: The hash tag of the one index of releases up to 0.2 (and of ``INDEX_SHARDS = 1``).
+SINGLE_TAG = "idx"
+
+
+@functools.lru_cache(maxsize=64)
+def shard_tags(count: int) -> tuple[str, ...]:
+    """The hash tags of ``count`` index shards.
+
+    Each tag is chosen so that its Cluster slot lies near the middle of the n-th of
+    ``count`` equal slot ranges: a Cluster's masters hold contiguous, equal slot ranges
+    (``redis-cli --cluster create``), so the shards spread over 3, 4, 6, 8 or 12 masters
+    within one shard of even. One shard is the single ``{idx}`` index of earlier releases.
+    """
+    if count == 1:
+        return (SINGLE_TAG,)
+    width = SLOTS / count
+    tags = []
+    for n in range(count):
+        target, tolerance = (n + 0.5) * width, max(1.0, width / 8)
+        for candidate in itertools.count():
+            tag = f"idx:{n}:{candidate}"
+            if abs(key_slot(tag.encode()) - target) <= tolerance:
+                break
+        tags.append(tag)
+    return tuple(tags)
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard a session's index entries live in, fixed by its store key."""
+    return zlib.crc32(key.encode()) % count
+
+
+class Shards:
+    """The index bases (``P{tag}:``) of one store: ``count`` shards, and the single index of
+    earlier releases (``P{idx}:``) while sessions indexed there are moved out of it."""
+
+    def __init__(self, prefix: str, count: int) -> None:
+        self.count = count
+        self.bases = tuple(f"{prefix}{{{tag}}}:" for tag in shard_tags(count))
+        self.single = f"{prefix}{{{SINGLE_TAG}}}:"
+        #: The earlier single index, when it is not one of the shards (INDEX_SHARDS > 1).
+        self.legacy = self.single if count > 1 else None
+
+    def base_of(self, key: str) -> str:
+        return self.bases[shard_of(key, self.count)] if self.count > 1 else self.bases[0]
+
+    def group(self, keys: builtins.list[str]) -> dict[str, builtins.list[str]]:
+        """``keys`` by the base of their shard."""
+        grouped: dict[str, builtins.list[str]] = {}
+        for key in keys:
+            grouped.setdefault(self.base_of(key), []).append(key)
+        return grouped

@@ -5,6 +5,7 @@ Redis store. Each works from the indexes (see :mod:`.keys`) and costs O(page) or
 from __future__ import annotations
 
 import builtins
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +20,8 @@ from django_sessionkit.stores.base import (
     to_us,
 )
 from django_sessionkit.stores.redis import connection
-from django_sessionkit.stores.redis.keys import cursor_args, ip_code, now_us
-from django_sessionkit.stores.redis.plans import Call, PlanRunner, Steps, eval_call
+from django_sessionkit.stores.redis.keys import Shards, cursor_args, ip_code, now_us, where
+from django_sessionkit.stores.redis.plans import Call, Plan, PlanRunner, Steps, eval_call
 from django_sessionkit.stores.redis.scripts import DELETE_IF_OWNER, INDEX, PAGE
 
 #: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest).
@@ -30,14 +31,34 @@ PRUNE_ON_LIST = 1000
 WALK_LIMIT = 20_000
 #: Sessions ``delete_all`` handles per batch.
 DELETE_BATCH = 500
+#: Seconds after which a process looks again whether the single index of earlier releases
+#: holds sessions (written there by a process of an earlier release, in a rolling upgrade).
+LEGACY_RECHECK = 60.0
+
+
+#: A position in a listing: (score, member) as the PAGE script takes them ('' from the start).
+Position = tuple[str, str]
+#: One base's page: its entries (member, score), whether it has nothing more, where it stopped.
+Page = tuple[builtins.list[tuple[str, str]], bool, Position]
+
+
+def _entry_order(entry: tuple[str, str]) -> tuple[int, str]:
+    """A (member, score) entry as the listing orders it: by score, then member."""
+    return int(entry[1]), entry[0]
+
+
+def _position_order(position: Position) -> tuple[int, str]:
+    """A (score, member) position likewise ('' from the start: before everything)."""
+    return (int(position[0]) if position[0] else -(1 << 63)), position[1]
 
 
 class Listing(PlanRunner):
     """The many-session half of :class:`~django_sessionkit.stores.redis.RedisStore`."""
 
     prefix: str
-    index_base: str
-    exp_index: str
+    shards: Shards
+    _draining: bool
+    _recheck_at: float
 
     def session_key(self, key: str) -> str:
         raise NotImplementedError
@@ -48,9 +69,40 @@ class Listing(PlanRunner):
     def _decode(self, key: str, fields: Any) -> SessionRecord | None:
         raise NotImplementedError
 
-    def _unindex_call(self, keys: builtins.list[str]) -> Call:
-        """The INDEX script taking sessions out of every index."""
-        return eval_call(INDEX, [self.exp_index], [self.index_base, "del", *keys])
+    def _index_call(self, mode: str, key: str, exp_score: str, seen_score: str, place: str) -> Call:
+        raise NotImplementedError
+
+    def _unindex_calls(self, keys: builtins.list[str], *, legacy: bool = True) -> Plan:
+        """INDEX scripts taking sessions out of their shards' indexes, and out of the single
+        index of earlier releases while that may still hold some (``legacy``)."""
+        calls = [
+            eval_call(INDEX, [base + "exp"], [base, "del", *members])
+            for base, members in self.shards.group(keys).items()
+        ]
+        if legacy and self._legacy_pending():
+            calls.append(self._drain_call(keys))
+        return calls
+
+    def _drain_call(self, keys: builtins.list[str]) -> Call:
+        """Take sessions out of the single index of earlier releases; the reply tells how many
+        are left there (see :meth:`_drained`)."""
+        legacy = self.shards.legacy
+        assert legacy is not None
+        return eval_call(INDEX, [legacy + "exp"], [legacy, "del", *keys])
+
+    def _legacy_pending(self) -> bool:
+        """Whether sessions may still be indexed in the single index of earlier releases:
+        until a reply says it is empty, and again for one call a minute (a process of an
+        earlier release may still be writing there during a rolling upgrade)."""
+        if self.shards.legacy is None:
+            return False
+        return self._draining or time.monotonic() >= self._recheck_at
+
+    def _drained(self, left: Any) -> None:
+        """Note what a ``_drain_call`` (or a count of the single index) answered."""
+        if isinstance(left, int):
+            self._draining = left > 0
+            self._recheck_at = time.monotonic() + LEGACY_RECHECK
 
     def _user_steps(self, user_id: str) -> Steps[builtins.list[tuple[str, SessionRecord]]]:
         """Every live session of one user (checked against the record), stale members dropped."""
@@ -71,14 +123,29 @@ class Listing(PlanRunner):
             yield [Call(("SREM", user_key, *stale))]
         return found
 
+    def _bases(self) -> builtins.list[str]:
+        """The index bases a listing reads: every shard, and the single index of earlier
+        releases while sessions may still be indexed there."""
+        bases = list(self.shards.bases)
+        if self._legacy_pending():
+            assert self.shards.legacy is not None
+            bases.append(self.shards.legacy)
+        return bases
+
     def _count_steps(self, user_id: str | None) -> Steps[int]:
         if user_id is not None:
             return len((yield from self._user_steps(user_id)))
-        (count,) = yield [Call(("ZCOUNT", self.exp_index, f"({now_us()}", "+inf"))]
-        return int(self._ok(count))
+        bases = self._bases()
+        floor = f"({now_us()}"
+        counts = yield [Call(("ZCOUNT", base + "exp", floor, "+inf")) for base in bases]
+        counts = [int(self._ok(count)) for count in counts]
+        if bases[-1] == self.shards.legacy:
+            self._drained(counts[-1])
+        return sum(counts)
 
     def _page_call(
         self,
+        base: str,
         *,
         source: str = "seen",
         who: str = "",
@@ -90,18 +157,54 @@ class Listing(PlanRunner):
         """The PAGE script: prune up to ``prune`` stale entries, then ``count`` entries of
         ``source`` (``"seen"`` or ``"exp"``; ``who`` ``"i"``/``"a"`` for one of the who-sets)
         after ``cursor``, of the addresses from ``codes[0]`` to ``codes[1]`` when given."""
-        args = [self.index_base, str(now_us()), str(prune), source, who, str(count)]
+        args = [base, str(now_us()), str(prune), source, who, str(count)]
         args += [*cursor, *codes, str(WALK_LIMIT)]
-        return eval_call(PAGE, [self.exp_index], args)
+        return eval_call(PAGE, [base + "exp"], args)
 
-    def _entries_steps(
-        self, count: int, cursor: tuple[str, str], **page: Any
-    ) -> Steps[tuple[builtins.list[tuple[str, str]], bool, tuple[str, str]]]:
-        """``count`` entries (member, score) after ``cursor``; done; where to go on from."""
-        (reply,) = yield [self._page_call(count=count, cursor=cursor, **page)]
+    def _page(self, reply: Any, cursor: Position) -> Page:
         _pruned, flat, done, resume_score, resume_member = self._ok(reply)
         entries = list(zip(flat[::2], flat[1::2], strict=True))
         return entries, bool(done), (resume_score, resume_member) if resume_score else cursor
+
+    def _entries_steps(self, base: str, count: int, cursor: Position, **page: Any) -> Steps[Page]:
+        """``count`` entries (member, score) of one base after ``cursor``; done; where to go
+        on from."""
+        (reply,) = yield [self._page_call(base, count=count, cursor=cursor, **page)]
+        return self._page(reply, cursor)
+
+    def _merged_steps(
+        self, count: int, cursors: dict[str, Position], prune: int, **page: Any
+    ) -> Steps[builtins.list[tuple[str, str]]]:
+        """Up to ``count`` entries in listing order from every base in ``cursors`` (one
+        pipelined round trip: a k-way merge of one page per shard), moving each base's cursor
+        on; a base that has nothing more is dropped from ``cursors``.
+
+        An entry is taken only up to the point every unfinished base has covered: a shard
+        whose walk (an IP filter) stopped early may still have matches beyond it.
+        """
+        bases = list(cursors)
+        replies = yield [
+            self._page_call(base, count=count, cursor=cursors[base], prune=prune, **page)
+            for base in bases
+        ]
+        pages = {base: self._page(r, cursors[base]) for base, r in zip(bases, replies, strict=True)}
+        merged = sorted(
+            (_entry_order(entry), entry)
+            for entries, _done, _resume in pages.values()
+            for entry in entries
+        )
+        covered = [_position_order(resume) for _entries, done, resume in pages.values() if not done]
+        limit = min(covered) if covered else None
+        taken = [entry for order, entry in merged[:count] if limit is None or order <= limit]
+        cut = _entry_order(taken[-1]) if taken else limit
+        for base, (entries, done, resume) in pages.items():
+            if cut is not None and any(_entry_order(entry) > cut for entry in entries):
+                cursors[base] = (str(cut[0]), cut[1])  # the rest of its page comes again
+            elif done:
+                del cursors[base]
+            else:
+                cursors[base] = resume
+        return taken
 
     def _list_steps(
         self,
@@ -115,29 +218,31 @@ class Listing(PlanRunner):
             return []
         network = None if ip is None else as_network(ip)
         if user_id is not None:  # the user's set: small, read whole, filtered and sorted here
-            found = yield from self._user_steps(user_id)
-            found = [
+            theirs = yield from self._user_steps(user_id)
+            mine = [
                 (k, r)
-                for k, r in found
+                for k, r in theirs
                 if matches(r, signed_in=signed_in, network=network)
                 and (after is None or after.comes_before(k, r))
             ]
-            found.sort(key=lambda item: (-to_us(item[1].last_seen), item[0]))
-            return found[:limit]
+            mine.sort(key=lambda item: (-to_us(item[1].last_seen), item[0]))
+            return mine[:limit]
         page: dict[str, Any] = {"who": {None: "", True: "i", False: "a"}[signed_in]}
         if network is not None:
             page["codes"] = (
                 ip_code(str(network.network_address)),
                 ip_code(str(network.broadcast_address)),
             )
-        cursor, found, prune = cursor_args(after), [], PRUNE_ON_LIST
-        while len(found) < limit:
-            want = limit - len(found)
-            entries, done, cursor = yield from self._entries_steps(
-                want, cursor, prune=prune, **page
-            )
+        start = cursor_args(after)
+        cursors = dict.fromkeys(self._bases(), start)
+        found: builtins.list[tuple[str, SessionRecord]] = []
+        listed: set[str] = set()  # one session in two bases (mid-upgrade) is listed once
+        prune = PRUNE_ON_LIST
+        while len(found) < limit and cursors:
+            entries = yield from self._merged_steps(limit - len(found), cursors, prune, **page)
             prune = 0
-            members = [member for member, _score in entries]
+            members = [member for member, _score in entries if member not in listed]
+            listed.update(members)
             if members:
                 results = yield [Call(("HGETALL", self.session_key(m))) for m in members]
                 gone = []
@@ -150,9 +255,7 @@ class Listing(PlanRunner):
                     # else: its index entry is older than its last save (by a version that
                     # kept no who/IP sets): left out here, placed right at its next save.
                 if gone:
-                    yield [self._unindex_call(gone)]
-            if done:
-                break
+                    yield self._unindex_calls(gone)
         return found
 
     def _delete_for_user_steps(self, user_id: str, keep: str | None) -> Steps[int]:
@@ -167,7 +270,7 @@ class Listing(PlanRunner):
         deleted = [m for m, r in zip(members, results, strict=True) if self._ok(r) == 1]
         cleanup = [Call(("SREM", user_key, *members))]
         if deleted:
-            cleanup.append(self._unindex_call(deleted))
+            cleanup += self._unindex_calls(deleted)
         yield cleanup
         return len(deleted)
 
@@ -176,11 +279,10 @@ class Listing(PlanRunner):
         this started. A session touched meanwhile moves further along the walk, never
         behind it; one created meanwhile is met and left alone."""
         started = now_us()
-        cursor, ended = (str(started), ""), 0
-        while True:
-            entries, done, cursor = yield from self._entries_steps(
-                DELETE_BATCH, cursor, source="exp"
-            )
+        cursors = dict.fromkeys(self._bases(), (str(started), ""))
+        ended = 0
+        while cursors:
+            entries = yield from self._merged_steps(DELETE_BATCH, cursors, 0, source="exp")
             members = [member for member, _score in entries if member != keep]
             created = (
                 (yield [Call(("HGET", self.session_key(m), "c")) for m in members])
@@ -193,12 +295,10 @@ class Listing(PlanRunner):
                 if isinstance(c, str) and c.isdigit() and int(c) <= started
             ]
             if doomed:
-                results = yield [Call(("DEL", self.session_key(m))) for m in doomed] + [
-                    self._unindex_call(doomed)
-                ]
-                ended += sum(1 for r in results[:-1] if self._ok(r) == 1)
-            if done:
-                return ended
+                results = yield [Call(("DEL", self.session_key(m))) for m in doomed]
+                ended += sum(1 for r in results if self._ok(r) == 1)
+                yield self._unindex_calls(doomed)
+        return ended
 
     def count(self, *, user_id: str | None = None) -> int:
         return self._drive(self._count_steps(user_id))
@@ -233,14 +333,43 @@ class Listing(PlanRunner):
         yield from self._prune_batches(batch_size)
         self._sweep_user_sets(batch_size)
 
-    def _prune_batches(self, batch_size: int) -> Iterator[int]:
+    def reindex(self, batch_size: int = 500) -> Iterator[int]:
+        """Move the sessions still indexed in the single index of earlier releases into
+        their shards, a batch at a time (yields how many each batch moved).
+
+        A session is placed in its shard only if nothing placed it there meanwhile (a save
+        or touch does that too, with fresher scores), then taken out of the single index.
+        """
+        legacy = self.shards.legacy
+        if legacy is None:
+            return
         while True:
-            (reply,) = self._run([self._page_call(count=0, prune=batch_size)])
-            pruned = int(self._ok(reply)[0])
-            if pruned:
-                yield pruned
-            if pruned < batch_size:
+            (members,) = self._run([Call(("ZRANGE", legacy + "exp", 0, batch_size - 1))])
+            members = list(self._ok(members))
+            if not members:
+                self._drained(0)
                 return
+            fields = ("e", "l", "u", "ip")
+            found = self._run([Call(("HMGET", self.session_key(m), *fields)) for m in members])
+            plan = []
+            for member, values in zip(members, found, strict=True):
+                expires, seen, user_id, ip = self._ok(values)
+                if expires is not None and seen is not None:  # else gone: only unindexed
+                    plan.append(
+                        self._index_call("nx", member, expires, f"-{seen}", where(user_id, ip))
+                    )
+            self._run([*plan, self._drain_call(members)])
+            yield len(members)
+
+    def _prune_batches(self, batch_size: int) -> Iterator[int]:
+        """Each round prunes up to ``batch_size`` entries from every shard still holding
+        expired ones, in one pipelined round trip; each shard's count is a batch."""
+        bases = self._bases()
+        while bases:
+            replies = self._run([self._page_call(b, count=0, prune=batch_size) for b in bases])
+            pruned = [int(self._ok(reply)[0]) for reply in replies]
+            yield from (n for n in pruned if n)  # each shard's batch on its own
+            bases = [b for b, n in zip(bases, pruned, strict=True) if n >= batch_size]
 
     def _sweep_user_sets(self, batch_size: int) -> None:
         client = connection.sync_client(self.config)

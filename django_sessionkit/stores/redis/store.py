@@ -81,6 +81,7 @@ from django_sessionkit.stores.base import (
 from django_sessionkit.stores.redis import connection
 from django_sessionkit.stores.redis.keys import (
     DATA,
+    Shards,
     counted_names,
     counted_pairs,
     meta_fields,
@@ -110,9 +111,14 @@ class RedisStore(Listing):
         self.prefix = self.config.prefix
         # Outside a Cluster every key is reachable from one script: indexes move with the data.
         self.inline_index = self.config.mode != "cluster"
-        self.index_base = f"{self.prefix}{{idx}}:"
+        self.shards = Shards(self.prefix, int(self.config.option("INDEX_SHARDS")))
+        # The single index of earlier releases (the only one with INDEX_SHARDS = 1).
+        self.index_base = self.shards.single
         self.exp_index = self.index_base + "exp"
         self.seen_index = self.index_base + "seen"
+        # Whether sessions may still be indexed in that single index (see _legacy_pending).
+        self._draining = self.shards.legacy is not None
+        self._recheck_at = 0.0
 
     @classmethod
     def check(cls, location: Any, options: Mapping[str, Any]) -> builtins.list[str]:
@@ -200,8 +206,10 @@ class RedisStore(Listing):
         op = "create" if must_create else ("replace" if changes is None else "merge")
         exp_score, seen_score = str(to_us(record.expires_at)), str(-to_us(record.last_seen))
         place = where(record.user_id, record.ip)
+        base = self.shards.base_of(key)
         args = [op, str(record.version), str(ms_ceiling(record.expires_at)), key]
-        args += [exp_score, seen_score, self.index_base, place, secrets.token_urlsafe(9)]
+        args += [exp_score, seen_score, base, place, secrets.token_urlsafe(9)]
+        args.append(self.shards.legacy or "")
         args += (
             counted_pairs(meta)
             + counted_names(unset)
@@ -210,19 +218,26 @@ class RedisStore(Listing):
         )
         args += [str(len(incr) // 3), *incr]
         user_key = None if record.user_id is None else self.user_key(str(record.user_id))
+        legacy = False
         if self.inline_index:
-            keys = [redis_key, self.exp_index]
+            keys = [redis_key, base + "exp"]
             keys += [] if user_key is None else [user_key]
             plan = [eval_call(SAVE, keys, args)]
         else:
-            only = "nx" if must_create else "xx"
+            legacy = self._legacy_pending()
+            # While the single index may hold it, a session is placed in its shard whatever
+            # it finds there ('set'); else only a new one (nx) or one already there (xx).
+            only = "set" if legacy else ("nx" if must_create else "xx")
             plan = [
                 eval_call(SAVE, [redis_key], args),
                 self._index_call(only, key, exp_score, seen_score, place),
+                Call(("SADD", user_key, key)) if user_key is not None else Call(("PING",)),
             ]
-            if user_key is not None:
-                plan.append(Call(("SADD", user_key, key)))
+            if legacy:
+                plan.append(self._drain_call([key]))
         results = yield plan
+        if legacy:
+            self._drained(results[-1])
         status, version, conflict, *merged = self._ok(results[0])
         if status != 1 and not self.inline_index:
             yield self._undo_index(key, user_key, results, created=status == 0)
@@ -238,9 +253,10 @@ class RedisStore(Listing):
         return record.with_data(data, int(version))
 
     def _index_call(self, mode: str, key: str, exp_score: str, seen_score: str, place: str) -> Call:
-        """The INDEX script placing one session (see ``INDEX_LIB``'s ``place``)."""
-        args = [self.index_base, mode, key, exp_score, seen_score, place]
-        return eval_call(INDEX, [self.exp_index], args)
+        """The INDEX script placing one session in its shard (``index_lib.lua``'s ``place``)."""
+        base = self.shards.base_of(key)
+        args = [base, mode, key, exp_score, seen_score, place]
+        return eval_call(INDEX, [base + "exp"], args)
 
     def _undo_index(
         self, key: str, user_key: str | None, results: Results, *, created: bool
@@ -248,7 +264,7 @@ class RedisStore(Listing):
         """Take back the index entries a refused Cluster save added."""
         undo = []
         if not created or results[1] == 1:
-            undo.append(self._unindex_call([key]))
+            undo += self._unindex_calls([key], legacy=False)
         if user_key is not None and (not created or results[2] == 1):
             undo.append(Call(("SREM", user_key, key)))
         return undo or [Call(("PING",))]
@@ -256,20 +272,27 @@ class RedisStore(Listing):
     def _touch_steps(self, key: str, expires_at: datetime, last_seen: datetime) -> Steps[bool]:
         exp_score, seen_score = str(to_us(expires_at)), str(-to_us(last_seen))
         args = [str(now_us()), exp_score, str(to_us(last_seen)), str(ms_ceiling(expires_at))]
-        args += [key, seen_score, self.index_base]
+        base = self.shards.base_of(key)
+        args += [key, seen_score, base, self.shards.legacy or ""]
         redis_key = self.session_key(key)
+        legacy = False
         if self.inline_index:
-            plan = [eval_call(TOUCH, [redis_key, self.exp_index], args)]
+            plan = [eval_call(TOUCH, [redis_key, base + "exp"], args)]
         else:
+            legacy = self._legacy_pending()
             plan = [
                 eval_call(TOUCH, [redis_key], args),
-                self._index_call("xx", key, exp_score, seen_score, ""),
+                self._index_call("set" if legacy else "xx", key, exp_score, seen_score, ""),
             ]
+            if legacy:
+                plan.append(self._drain_call([key]))
         results = yield plan
+        if legacy:
+            self._drained(results[-1])
         touched = self._ok(results[0])
         placed = touched if self.inline_index else self._ok(results[1])
         if not touched and not self.inline_index:
-            yield [self._unindex_call([key])]
+            yield self._unindex_calls([key], legacy=False)
         elif touched and placed == 2:
             # Saved by a version before the who- and per-address indexes: place it now (once).
             yield from self._reindex_steps(key, exp_score, seen_score)
@@ -283,7 +306,7 @@ class RedisStore(Listing):
 
     def _delete_steps(self, key: str) -> Steps[None]:
         # The user's set keeps the member; it is checked whenever read and swept by purge.
-        results = yield [Call(("DEL", self.session_key(key))), self._unindex_call([key])]
+        results = yield [Call(("DEL", self.session_key(key))), *self._unindex_calls([key])]
         for result in results:
             self._ok(result)
 

@@ -1,6 +1,7 @@
 --! uses index_lib
 -- ARGV: op, expected version, expire-at ms, member, expires us, -last seen us, index base,
--- where, this save's token, then counted lists: meta pairs, meta names to unset, data pairs
+-- where, this save's token, the base of the single index of earlier releases ('' none),
+-- then counted lists: meta pairs, meta names to unset, data pairs
 -- to set, data names to remove, and increments as (name, value to write, delta to add
 -- instead when another save came first). 'create' and 'replace' send the whole data as
 -- pairs to set; 'merge' sends only what this request changed, which is the same thing as
@@ -12,7 +13,7 @@
 -- and answers as a merge would, with the data as stored.
 local key = KEYS[1]
 local op, expected, token = ARGV[1], tonumber(ARGV[2]), ARGV[9]
-local i = 10
+local i = 11
 local function with_data(reply)
   local all = redis.call('HGETALL', key)
   for j = 1, #all, 2 do
@@ -98,6 +99,7 @@ call_in_slices('HSET', set)
 redis.call('PEXPIREAT', key, ARGV[3])
 if #KEYS >= 2 then
   place(ARGV[7], ARGV[4], 'set', ARGV[5], ARGV[6], ARGV[8])
+  if ARGV[10] ~= '' then unindex(ARGV[10], ARGV[4]) end  -- moved into its shard
   if #KEYS >= 3 then redis.call('SADD', KEYS[3], ARGV[4]) end
 end
 if not conflict then return {1, version, 0} end
