@@ -462,8 +462,7 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
         problems.append(
             _error(
                 31,
-                f"{_key('END_SESSIONS_ON_PASSWORD_CHANGE')} is {flag!r}; it must be True or "
-                "False.",
+                f"{_key('END_SESSIONS_ON_PASSWORD_CHANGE')} is {flag!r}; it must be True or False.",
             )
         )
     idle, absolute = raw.get("IDLE_TIMEOUT"), raw.get("ABSOLUTE_TIMEOUT")

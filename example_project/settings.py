@@ -56,6 +56,7 @@ SESSION_STORE: dict[str, Any] = (
     else {"BACKEND": "django_sessionkit.stores.database.DatabaseStore", "LOCATION": "default"}
 )
 
+
 # Every key, set to its default unless noted. The comment names the express-session option.
 # A key left out falls back to Django's SESSION_* setting named in its comment.
 def _seconds(name: str) -> int | None:
