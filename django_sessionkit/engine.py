@@ -55,6 +55,7 @@ MAX_CREATE_ATTEMPTS = 10
 MIN_GENID_LENGTH = 16
 
 AUTH_USER_KEY = "_auth_user_id"
+HASH_SESSION_KEY = "_auth_user_hash"
 
 #: Marks a session that ``importsessions`` copied from Django's own engines. Only such a
 #: session may be reached through an old, unsigned Django cookie, once, before rotation.
@@ -158,6 +159,21 @@ def _check_size(snapshot: dict[str, str]) -> None:
         )
 
 
+def _password_changed(previous: SessionRecord | None, data: dict[str, Any]) -> bool:
+    """Whether this save follows a change of the signed-in user's password: the same user,
+    a new session auth hash (Django's ``update_session_auth_hash()`` puts it there). With
+    ``END_SESSIONS_ON_PASSWORD_CHANGE`` the user's other sessions then end at once; Django
+    would only make them fail their next hash check, still listed as live meanwhile."""
+    if not conf.END_SESSIONS_ON_PASSWORD_CHANGE or previous is None:
+        return False
+    before, after = previous.data, data
+    user = after.get(AUTH_USER_KEY)
+    if user is None or str(before.get(AUTH_USER_KEY)) != str(user):
+        return False
+    old_hash, new_hash = before.get(HASH_SESSION_KEY), after.get(HASH_SESSION_KEY)
+    return bool(old_hash and new_hash and old_hash != new_hash)
+
+
 class SessionStore(SessionBase):
     """One browser's session, bound to the configured store."""
 
@@ -183,6 +199,7 @@ class SessionStore(SessionBase):
         self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
         self._ended: str | None = None  # a timed-out session's store key, deleted at the save
+        self._password_changed = False  # this save follows update_session_auth_hash()
         self._session_key = session_key
 
     @classmethod
@@ -475,6 +492,7 @@ class SessionStore(SessionBase):
         previous = self._record
         request = self.request
         user_id = data.get(AUTH_USER_KEY)
+        self._password_changed = _password_changed(previous, data)
         record = SessionRecord(
             data=data,
             expires_at=self._expires_at(now),
@@ -517,6 +535,9 @@ class SessionStore(SessionBase):
         self._finish_save(saved)
         if replaced := self._take_replaced():
             self.store.delete(replaced)
+        if self._password_changed and saved.user_id is not None:
+            self._password_changed = False
+            self.store.delete_for_user(saved.user_id, keep=key)
 
     async def asave(self, must_create: bool = False) -> None:
         if self._needs_create(must_create):
@@ -527,6 +548,9 @@ class SessionStore(SessionBase):
         self._finish_save(saved)
         if replaced := self._take_replaced():
             await self.store.adelete(replaced)
+        if self._password_changed and saved.user_id is not None:
+            self._password_changed = False
+            await self.store.adelete_for_user(saved.user_id, keep=key)
 
     def _next_create_id(self, attempt: int) -> None:
         # Keep an id that cycle_key()/regenerate() just made; otherwise make one.

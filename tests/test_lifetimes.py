@@ -167,3 +167,33 @@ def test_a_touch_after_as_long_as_the_idle_timeout_is_a_warning() -> None:
 
     with override_settings(SESSIONKIT={"IDLE_TIMEOUT": 60, "TOUCH_AFTER": 60}):
         assert "sessionkit.W004" in {e.id for e in sessionkit_checks()}
+
+
+def signed_in(username: str) -> Client:
+    browser = Client()
+    browser.get(f"/login/{username}/")
+    return browser
+
+
+def test_a_password_change_ends_the_users_other_sessions_at_once(
+    each_store: Store, user: Any, other_user: Any
+) -> None:
+    laptop, phone, bob = signed_in("alice"), signed_in("alice"), signed_in("bob")
+    alice_id = str(user.pk)
+    assert len(each_store.list(user_id=alice_id)) == 2
+    assert laptop.get("/password/alice/").content == b"changed"
+    left = [key for key, _ in each_store.list(user_id=alice_id)]
+    assert left == [key_of(laptop)]  # ended in the store, not only at its next request
+    assert laptop.get("/whoami/").json() == {"user": "alice"}  # this browser stays signed in
+    assert phone.get("/whoami/").json() == {"user": None}
+    assert bob.get("/whoami/").json() == {"user": "bob"}
+
+
+def test_without_end_sessions_on_password_change_django_s_rule_applies(
+    each_store: Store, user: Any
+) -> None:
+    with lifetimes(END_SESSIONS_ON_PASSWORD_CHANGE=False):
+        laptop, phone = signed_in("alice"), signed_in("alice")
+        laptop.get("/password/alice/")
+        assert len(each_store.list(user_id=str(user.pk))) == 2  # still listed
+        assert phone.get("/whoami/").json() == {"user": None}  # its hash check fails
