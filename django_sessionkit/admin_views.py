@@ -30,7 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import ngettext
 
-from django_sessionkit import cookies, masking, useragent
+from django_sessionkit import cookies, lifecycle, masking, useragent
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.engine import store_key
 from django_sessionkit.stores import get_store
@@ -694,14 +694,14 @@ def revoke(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 
     own_ended = False
     if action == "selected":
-        for key, _record in targets:
-            store.delete(key)
+        for key, record in targets:
+            lifecycle.end_one(store, key, record, by="admin", request=request)
         ended = len(targets)
         own_ended = any(key == own for key, _ in targets)
     elif action == "user":
-        ended = store.delete_for_user(user_id, keep=own)
+        ended = lifecycle.end_user(store, user_id, keep=own, by="admin", request=request)
     else:
-        ended = store.delete_all(keep=own)
+        ended = lifecycle.end_all(store, keep=own, by="admin", request=request)
     if own_ended:
         logout(request)  # this browser's session is gone: finish signing it out
         return HttpResponseRedirect(reverse(f"{model_admin.admin_site.name}:login"))

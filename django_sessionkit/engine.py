@@ -31,10 +31,11 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signing import JSONSerializer
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from django_sessionkit import cookies, metadata
+from django_sessionkit import cookies, lifecycle, metadata, signals
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import Changes, SessionRecord, Store, utcnow
@@ -198,7 +199,9 @@ class SessionStore(SessionBase):
         self._bound = False  # made by the middleware for a request: session_key is the id
         self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
-        self._ended: str | None = None  # a timed-out session's store key, deleted at the save
+        # a timed-out session: (store key, user id, reason), deleted at the end of the request
+        self._ended: tuple[str, str | None, str] | None = None
+        self._events: list[signals.Event] = []  # sent at the end of the request
         self._password_changed = False  # this save follows update_session_auth_hash()
         self._session_key = session_key
 
@@ -446,8 +449,9 @@ class SessionStore(SessionBase):
         self._increments = {}
         if self._legacy and record is not None and not record.data.get(IMPORTED_KEY):
             record = None  # an unsigned cookie never reaches a session that was not imported
-        if record is not None and self._timed_out(record):
-            self._ended = store_key(self._sid) if self._sid else None  # deleted at the save
+        if record is not None and (reason := self._timed_out(record)):
+            if self._sid is not None:  # deleted, and reported, at the end of the request
+                self._ended = (store_key(self._sid), record.user_id, reason)
             record = None
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
@@ -455,6 +459,8 @@ class SessionStore(SessionBase):
             return {}
         self._record = record
         self._snapshot = _snapshot(record.data)
+        if self._bound and self.request is not None:
+            self._client_changed(record)
         if self._bound and not cookies.is_key(self._sid):
             # An id from release 0.1 (43 characters) cannot be a session_key: the session
             # moves to a new id now, and the old key is deleted once the new one is saved.
@@ -535,9 +541,19 @@ class SessionStore(SessionBase):
         self._finish_save(saved)
         if replaced := self._take_replaced():
             self.store.delete(replaced)
+        if changes is None:
+            self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
         if self._password_changed and saved.user_id is not None:
             self._password_changed = False
-            self.store.delete_for_user(saved.user_id, keep=key)
+            lifecycle.end_user(
+                self.store,
+                saved.user_id,
+                keep=key,
+                reason="password_changed",
+                by="user",
+                request=self.request,
+            )
+        self._sent_unless_bound()
 
     async def asave(self, must_create: bool = False) -> None:
         if self._needs_create(must_create):
@@ -548,9 +564,19 @@ class SessionStore(SessionBase):
         self._finish_save(saved)
         if replaced := self._take_replaced():
             await self.store.adelete(replaced)
+        if changes is None:
+            self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
         if self._password_changed and saved.user_id is not None:
             self._password_changed = False
-            await self.store.adelete_for_user(saved.user_id, keep=key)
+            await lifecycle.aend_user(
+                self.store,
+                saved.user_id,
+                keep=key,
+                reason="password_changed",
+                by="user",
+                request=self.request,
+            )
+        await self._asent_unless_bound()
 
     def _next_create_id(self, attempt: int) -> None:
         # Keep an id that cycle_key()/regenerate() just made; otherwise make one.
@@ -594,12 +620,53 @@ class SessionStore(SessionBase):
         ABSOLUTE_TIMEOUT (the middleware calls this at the end of the request)."""
         if ended := self._ended:
             self._ended = None
-            self.store.delete(ended)
+            self.store.delete(ended[0])
+            self._queue_ended(*ended)
 
     async def aend_timed_out(self) -> None:
         if ended := self._ended:
             self._ended = None
-            await self.store.adelete(ended)
+            await self.store.adelete(ended[0])
+            self._queue_ended(*ended)
+
+    # --- events ---------------------------------------------------------------
+
+    def _queue(self, signal: Signal, **kwargs: Any) -> None:
+        """An event, sent once the request is over (or at once outside a request)."""
+        self._events.append((signal, {"sender": type(self), "request": self.request, **kwargs}))
+
+    def _queue_ended(self, key: str, user_id: str | None, reason: str) -> None:
+        self._queue(signals.session_ended, key_hash=key, user_id=user_id, reason=reason, by=None)
+
+    def _client_changed(self, record: SessionRecord) -> None:
+        assert self.request is not None
+        after = (metadata.client_ip(self.request), metadata.user_agent(self.request))
+        before = (record.ip, record.user_agent or "")
+        if record.ip is not None and before != after:
+            self._queue(
+                signals.session_client_changed,
+                key_hash=store_key(self._sid or ""),
+                user_id=record.user_id,
+                before=before,
+                after=after,
+            )
+
+    def send_events(self) -> None:
+        """Send the events this session queued (the middleware calls this at the end)."""
+        events, self._events = self._events, []
+        signals.send(events)
+
+    async def asend_events(self) -> None:
+        events, self._events = self._events, []
+        await signals.asend(events)
+
+    def _sent_unless_bound(self) -> None:
+        if not self._bound:
+            self.send_events()
+
+    async def _asent_unless_bound(self) -> None:
+        if not self._bound:
+            await self.asend_events()
 
     def _take_replaced(self) -> str | None:
         replaced, self._replaced = self._replaced, None
@@ -631,16 +698,25 @@ class SessionStore(SessionBase):
         self._sid, self._record, self._snapshot, self._increments = None, None, {}, {}
         self._is_new, self._created_at = False, None
 
+    def _queue_logout(self) -> None:
+        if self._sid is not None and not self._is_new:
+            user = self._record.user_id if self._record else None
+            self._queue_ended(store_key(self._sid), user, "logout")
+
     def flush(self) -> None:
         """Empty the session, delete it from the store and drop its id."""
+        self._queue_logout()
         self.clear()
         self.delete()
         self._forget()
+        self._sent_unless_bound()
 
     async def aflush(self) -> None:
+        self._queue_logout()
         self.clear()
         await self.adelete()
         self._forget()
+        await self._asent_unless_bound()
 
     def _rotate(self, *, restart: bool = False) -> str | None:
         """Give the session a new id; return the old store key if it must be deleted.
@@ -672,11 +748,20 @@ class SessionStore(SessionBase):
         self._session  # noqa: B018  (load the data before the id changes)
         if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
             self.store.delete(old_key)
+            self._queue_rotated(old_key)
+            self._sent_unless_bound()
 
     async def acycle_key(self) -> None:
         await self._aget_session()
         if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
             await self.store.adelete(old_key)
+            self._queue_rotated(old_key)
+            await self._asent_unless_bound()
+
+    def _queue_rotated(self, old_key: str) -> None:
+        user = self._record.user_id if self._record else None
+        new_key = store_key(self._sid or "")
+        self._queue(signals.session_rotated, key_hash=new_key, old_key_hash=old_key, user_id=user)
 
     # --- express-session's Session API --------------------------------------
 

@@ -249,6 +249,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if plan.action == "destroy":
             session.delete()
             cookies.delete_session_cookie(response)
+            session.send_events()
             return response
         if plan.action in ("create", "save"):
             try:
@@ -257,7 +258,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 raise SessionInterrupted(_INTERRUPTED) from exc
         elif plan.action == "touch":
             plan.set_cookie = session.touch()
-        return self._respond(request, response, plan)
+        responded = self._respond(request, response, plan)
+        session.send_events()  # after every store call of the request
+        return responded
 
     async def _afinish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         session: SessionStore = request._sessionkit.session  # type: ignore[attr-defined]
@@ -274,6 +277,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if plan.action == "destroy":
             await session.adelete()
             cookies.delete_session_cookie(response)
+            await session.asend_events()
             return response
         if plan.action in ("create", "save"):
             try:
@@ -282,7 +286,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 raise SessionInterrupted(_INTERRUPTED) from exc
         elif plan.action == "touch":
             plan.set_cookie = await session.atouch()
-        return self._respond(request, response, plan)
+        responded = self._respond(request, response, plan)
+        await session.asend_events()  # after every store call of the request
+        return responded
 
     def _respond(
         self, request: HttpRequest, response: HttpResponseBase, plan: _Plan

@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from django_sessionkit import lifecycle
 from django_sessionkit.admin_views import current_key, rows, session_ref
 from django_sessionkit.stores import get_store
 
@@ -64,7 +65,8 @@ def end_session(request: HttpRequest) -> HttpResponse:
     if key == own:
         logout(request)
         return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL or settings.LOGIN_URL))
-    store.delete(key)
+    record = next(record for k, record in mine if k == key)
+    lifecycle.end_one(store, key, record, by="user", request=request)
     messages.success(request, "That session was signed out.", fail_silently=True)
     return HttpResponseRedirect(reverse("sessionkit:sessions"))
 
@@ -73,7 +75,9 @@ def end_session(request: HttpRequest) -> HttpResponse:
 @require_POST
 def end_others(request: HttpRequest) -> HttpResponse:
     """Sign out every other session of this user; this one stays signed in."""
-    ended = get_store().delete_for_user(_user_id(request), keep=current_key(request))
+    ended = lifecycle.end_user(
+        get_store(), _user_id(request), keep=current_key(request), by="user", request=request
+    )
     messages.success(
         request,
         ngettext(

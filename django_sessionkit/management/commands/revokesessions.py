@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from django_sessionkit import lifecycle
 from django_sessionkit.management import options as parse
 from django_sessionkit.management.base import StoreCommand, describe
 from django_sessionkit.management.lookup import (
@@ -71,18 +72,22 @@ class Command(StoreCommand):
             return (
                 f"session(s) of user {label}",
                 store.count(user_id=user_id),
-                lambda: store.delete_for_user(user_id),
+                lambda: lifecycle.end_user(store, user_id, by="command"),
             )
         if options["session"] is not None:
             key = self.one_session(store, parse.key_prefix(options["session"]))
 
             def end_one() -> int:
-                store.delete(key)
+                lifecycle.end_one(store, key, store.load(key), by="command")
                 return 1
 
             return f"session {handle_of(key)}", 1, end_one
         if options["all"]:
-            return "session(s), every one in the store", store.count(), store.delete_all
+            return (
+                "session(s), every one in the store",
+                store.count(),
+                lambda: lifecycle.end_all(store, by="command"),
+            )
         raise CommandError(
             "Say which sessions to end: --user USERNAME_OR_ID, --session KEY_PREFIX or --all."
         )

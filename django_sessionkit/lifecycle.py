@@ -1,0 +1,116 @@
+"""Ending sessions with their ``session_ended`` events: what the admin, the "where you're
+signed in" page, the commands and a password change use.
+
+With no receiver connected to ``session_ended``, each function is the store's own single
+call (``delete``, ``delete_for_user``, ``delete_all``). With one, the sessions are listed
+and ended one by one, and one event is sent per session that was ended, after the store
+has answered.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from django_sessionkit.signals import Event, asend, send, session_ended
+from django_sessionkit.stores.base import SessionRecord, Store, utcnow
+
+#: Events sent at a time while every session is ended one by one.
+PAGE = 200
+#: A user's sessions are listed whole (a user has few; the store keeps them in an index).
+PAGE_ALL = 10_000
+
+
+def ended_event(
+    key: str,
+    user_id: str | None,
+    reason: str,
+    *,
+    by: str | None = None,
+    request: HttpRequest | None = None,
+) -> Event:
+    from django_sessionkit.engine import SessionStore
+
+    return session_ended, {
+        "sender": SessionStore,
+        "key_hash": key,
+        "user_id": user_id,
+        "reason": reason,
+        "by": by,
+        "request": request,
+    }
+
+
+def end_one(
+    store: Store,
+    key: str,
+    record: SessionRecord | None,
+    *,
+    reason: str = "revoked",
+    by: str | None = None,
+    request: HttpRequest | None = None,
+) -> None:
+    store.delete(key)
+    send([ended_event(key, record.user_id if record else None, reason, by=by, request=request)])
+
+
+def end_user(
+    store: Store,
+    user_id: str,
+    *,
+    keep: str | None = None,
+    reason: str = "revoked",
+    by: str | None = None,
+    request: HttpRequest | None = None,
+) -> int:
+    """End every session of ``user_id`` but ``keep``; how many were ended."""
+    if not session_ended.has_listeners():
+        return store.delete_for_user(user_id, keep=keep)
+    events = []
+    for key in [k for k, _r in store.list(user_id=user_id, limit=PAGE_ALL) if k != keep]:
+        store.delete(key)
+        events.append(ended_event(key, user_id, reason, by=by, request=request))
+    send(events)
+    return len(events)
+
+
+async def aend_user(
+    store: Store,
+    user_id: str,
+    *,
+    keep: str | None = None,
+    reason: str = "revoked",
+    by: str | None = None,
+    request: HttpRequest | None = None,
+) -> int:
+    if not session_ended.has_listeners():
+        return await store.adelete_for_user(user_id, keep=keep)
+    events = []
+    listed = await store.alist(user_id=user_id, limit=PAGE_ALL)
+    for key in [k for k, _r in listed if k != keep]:
+        await store.adelete(key)
+        events.append(ended_event(key, user_id, reason, by=by, request=request))
+    await asend(events)
+    return len(events)
+
+
+def end_all(
+    store: Store,
+    *,
+    keep: str | None = None,
+    by: str | None = None,
+    request: HttpRequest | None = None,
+) -> int:
+    """End every session but ``keep`` that existed when this started; how many were ended."""
+    if not session_ended.has_listeners():
+        return store.delete_all(keep=keep)
+    started, ended, events = utcnow(), 0, []
+    for key, record in list(store.iter_all()):
+        if key != keep and record.created_at <= started:
+            store.delete(key)
+            ended += 1
+            events.append(ended_event(key, record.user_id, "revoked", by=by, request=request))
+            if len(events) >= PAGE:
+                send(events)
+                events = []
+    send(events)
+    return ended
