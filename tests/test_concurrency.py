@@ -64,13 +64,24 @@ class Browser:
         return sid
 
 
-@pytest.fixture(params=["sqlite_file", "pg", "mysql", "redis_standalone", "redis_cluster"])
+REDIS = {
+    "redis_standalone": ("redis_standalone", {}),
+    "redis_sentinel": ("redis_sentinel", {}),
+    "redis_cluster": ("redis_cluster", {}),  # 16 index shards
+    "redis_cluster_one_shard": ("redis_cluster", {"INDEX_SHARDS": 1}),
+    "valkey_cluster": ("valkey_cluster", {}),
+}
+
+
+@pytest.fixture(params=["sqlite_file", "pg", "mysql", *REDIS])
 def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each store in turn: the database store on three databases, Redis on two topologies."""
+    """Each store in turn: the database store on three databases, Redis and Valkey on every
+    topology (a Cluster with index shards and with the single index)."""
     where = request.param
     request.getfixturevalue("transactional_db")
-    if where.startswith("redis"):
-        with sessionkit_on(request.getfixturevalue(where)):
+    if where in REDIS:
+        setup, options = REDIS[where]
+        with sessionkit_on(request.getfixturevalue(setup), **options):
             yield where
         return
     if where in ("pg", "mysql"):
