@@ -43,7 +43,6 @@ from typing import Any
 from bench.faultlib import (
     Client,
     Gunicorn,
-    Proxy,
     RedisServer,
     Tally,
     log,
@@ -53,6 +52,7 @@ from bench.faultlib import (
     table_locked,
     users,
 )
+from tests.tcp_proxy import Proxy
 
 STORES = os.environ.get("SOAK_STORES", "redis express pg").split()
 ENGINES = {"redis": "sk_redis", "express": "sk_express", "pg": "sk_pg"}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import sys
+from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
+from django_sessionkit.management import options as parse
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import Store, StoreUnavailable
 
@@ -27,6 +29,35 @@ def hide_password(text: str) -> str:
 
 def describe(store: Store) -> str:
     return hide_password(store.describe())
+
+
+def add_batch_arguments(parser: ArgumentParser, default: int, what: str) -> None:
+    """``--batch-size``, ``--sleep`` and ``--max-seconds``, for a command that works through
+    the store in batches (``what``: what one batch does, e.g. "Sessions removed per
+    statement")."""
+    parser.add_argument(
+        "--batch-size",
+        default=str(default),
+        help=f"{what}, 1 to {parse.MAX_BATCH_SIZE:,} (default {default}).",
+    )
+    parser.add_argument(
+        "--sleep", default="0", help="Seconds to pause between batches (default 0)."
+    )
+    parser.add_argument(
+        "--max-seconds",
+        default=None,
+        help="Stop cleanly after about this many seconds; the next run carries on.",
+    )
+
+
+def batch_options(options: dict[str, Any]) -> tuple[int, float, float | None]:
+    """The checked values of :func:`add_batch_arguments`'s options."""
+    batch_size = parse.batch_size(options["batch_size"])
+    sleep = parse.seconds(options["sleep"], "--sleep")
+    max_seconds = options["max_seconds"]
+    if max_seconds is not None:
+        max_seconds = parse.seconds(max_seconds, "--max-seconds", allow_zero=False)
+    return batch_size, sleep, max_seconds
 
 
 class StoreCommand(BaseCommand):

@@ -7,8 +7,12 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from django_sessionkit.management import options as parse
-from django_sessionkit.management.base import StoreCommand, describe
+from django_sessionkit.management.base import (
+    StoreCommand,
+    add_batch_arguments,
+    batch_options,
+    describe,
+)
 from django_sessionkit.management.purge import (
     DEFAULT_BATCH_SIZE,
     PurgeResult,
@@ -26,30 +30,13 @@ class Command(StoreCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument(
-            "--batch-size",
-            default=str(DEFAULT_BATCH_SIZE),
-            help=f"Sessions removed per statement, 1 to {parse.MAX_BATCH_SIZE:,} "
-            f"(default {DEFAULT_BATCH_SIZE}).",
-        )
-        parser.add_argument(
-            "--sleep", default="0", help="Seconds to pause between batches (default 0)."
-        )
-        parser.add_argument(
-            "--max-seconds",
-            default=None,
-            help="Stop cleanly after about this many seconds; the next run carries on.",
-        )
+        add_batch_arguments(parser, DEFAULT_BATCH_SIZE, "Sessions removed per statement")
         parser.add_argument(
             "--dry-run", action="store_true", help="Only count the expired sessions."
         )
 
     def run(self, store: Store, **options: Any) -> None:
-        batch_size = parse.batch_size(options["batch_size"])
-        sleep = parse.seconds(options["sleep"], "--sleep")
-        max_seconds = options["max_seconds"]
-        if max_seconds is not None:
-            max_seconds = parse.seconds(max_seconds, "--max-seconds", allow_zero=False)
+        batch_size, sleep, max_seconds = batch_options(options)
         if options["dry_run"]:
             self.dry_run(store, **options)
             return

@@ -7,8 +7,12 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from django_sessionkit.management import options as parse
-from django_sessionkit.management.base import StoreCommand, describe
+from django_sessionkit.management.base import (
+    StoreCommand,
+    add_batch_arguments,
+    batch_options,
+    describe,
+)
 from django_sessionkit.management.purge import PurgeResult, in_batches
 from django_sessionkit.stores.base import Store
 
@@ -23,27 +27,10 @@ class Command(StoreCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument(
-            "--batch-size",
-            default=str(DEFAULT_BATCH_SIZE),
-            help=f"Sessions moved per round trip, 1 to {parse.MAX_BATCH_SIZE:,} "
-            f"(default {DEFAULT_BATCH_SIZE}).",
-        )
-        parser.add_argument(
-            "--sleep", default="0", help="Seconds to pause between batches (default 0)."
-        )
-        parser.add_argument(
-            "--max-seconds",
-            default=None,
-            help="Stop cleanly after about this many seconds; the next run carries on.",
-        )
+        add_batch_arguments(parser, DEFAULT_BATCH_SIZE, "Sessions moved per round trip")
 
     def run(self, store: Store, **options: Any) -> None:
-        batch_size = parse.batch_size(options["batch_size"])
-        sleep = parse.seconds(options["sleep"], "--sleep")
-        max_seconds = options["max_seconds"]
-        if max_seconds is not None:
-            max_seconds = parse.seconds(max_seconds, "--max-seconds", allow_zero=False)
+        batch_size, sleep, max_seconds = batch_options(options)
         tty = self.stdout.isatty() and options["verbosity"] >= 1
 
         def show(result: PurgeResult) -> None:
