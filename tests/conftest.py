@@ -11,7 +11,7 @@ from django_sessionkit.stores.base import Store
 from tests.factories import UserFactory
 from tests.services import service_missing
 
-pytest_plugins = ["tests.redis_fixtures"]
+pytest_plugins = ["tests.redis_fixtures", "tests.mongo_fixtures"]
 
 # tests/compat runs in a pytest process of its own with its own settings (tests/run does
 # it after this run; `pytest tests/compat` alone picks up tests/compat/pytest.ini).

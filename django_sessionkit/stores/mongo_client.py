@@ -1,0 +1,616 @@
+"""What :class:`~django_sessionkit.stores.mongo.MongoStore` and
+:class:`~django_sessionkit.stores.express_mongo.ExpressMongoStore` share: their options and
+system checks, their clients, and :class:`MongoCollectionStore`, which runs a store's
+operations on the sync client or on the native async one.
+
+Clients are shared per process: one ``pymongo.MongoClient`` per configuration, and one
+``pymongo.AsyncMongoClient`` per configuration *and event loop* (an async client belongs
+to the loop it first ran in).
+
+An operation is written once, as a generator of :class:`Op` (a collection method and its
+arguments) that receives each result in turn; :meth:`MongoCollectionStore._drive` runs it on
+the sync client and :meth:`MongoCollectionStore._adrive` on the async one. Every write an
+operation makes is safe to send twice (see each store), so a command whose connection dropped
+before its reply came is sent again, up to ``RETRY_ATTEMPTS`` times; a command that timed
+out is never retried: the request gets its 503 at once and the circuit breaker opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Generator, Mapping
+from datetime import timezone
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+try:
+    import pymongo
+    from bson.codec_options import CodecOptions
+    from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
+except ImportError as exc:  # the system check reports this message (sessionkit.E017)
+    raise ImportError(
+        "the MongoDB stores need pymongo, which is not installed: "
+        "pip install 'django-sessionkit[mongo]'"
+    ) from exc
+
+from django.core.exceptions import ImproperlyConfigured
+
+from django_sessionkit.stores import breaker
+from django_sessionkit.stores.base import Store, StoreUnavailable
+
+logger = logging.getLogger("django_sessionkit")
+
+T = TypeVar("T")
+
+SCHEMES = ("mongodb", "mongodb+srv")
+AUTO_REMOVE_MODES = ("native", "interval", "disabled")
+_NUMBER = (int, float)
+
+#: OPTIONS both MongoDB stores take, with the types each accepts.
+OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "DATABASE": (str,),
+    "COLLECTION": (str,),
+    "TIMEOUT": _NUMBER,
+    "ADMIN_TIMEOUT": _NUMBER,
+    "SERVER_SELECTION_TIMEOUT": _NUMBER,
+    "CONNECT_TIMEOUT": _NUMBER,
+    "RETRY_ATTEMPTS": (int,),
+    "RETRY_BACKOFF_BASE": _NUMBER,
+    "RETRY_BACKOFF_CAP": _NUMBER,
+    "MAX_POOL_SIZE": (int,),
+    "TLS": (bool,),
+    "TLS_CA_FILE": (str,),
+    "TLS_CERTIFICATE_KEY_FILE": (str,),
+    "TLS_ALLOW_INVALID_CERTIFICATES": (bool,),
+    "TLS_ALLOW_INVALID_HOSTNAMES": (bool,),
+    "APP_NAME": (str,),
+    "CREATE_INDEXES": (bool,),
+    "AUTO_REMOVE": (str,),
+    "AUTO_REMOVE_INTERVAL": _NUMBER,
+    "CLIENT_KWARGS": (dict,),
+    **breaker.OPTIONS,
+}
+
+DEFAULTS: dict[str, Any] = {
+    # A session store sits on every request's path: a server that does not answer within
+    # half a second is treated as down (a 503 at once) rather than holding the worker.
+    # TIMEOUT bounds one command of the request path whole (pymongo's client-side operation
+    # timeout): finding the server, connecting, the reply, and any retries. The admin, the
+    # management commands and index builds wait up to ADMIN_TIMEOUT for a reply, but find
+    # no server or connection any sooner than the request path.
+    "TIMEOUT": 0.5,
+    "ADMIN_TIMEOUT": 10.0,
+    "SERVER_SELECTION_TIMEOUT": 0.5,
+    "CONNECT_TIMEOUT": 0.5,
+    "RETRY_ATTEMPTS": 3,
+    "RETRY_BACKOFF_BASE": 0.01,
+    "RETRY_BACKOFF_CAP": 0.5,
+    "CREATE_INDEXES": True,
+    "AUTO_REMOVE": "native",
+    "AUTO_REMOVE_INTERVAL": 600,
+}
+
+#: OPTIONS → pymongo keyword arguments (timeouts in seconds → milliseconds).
+_CLIENT_ARGUMENTS = {
+    "SERVER_SELECTION_TIMEOUT": "serverSelectionTimeoutMS",
+    "CONNECT_TIMEOUT": "connectTimeoutMS",
+    "ADMIN_TIMEOUT": "socketTimeoutMS",
+    "MAX_POOL_SIZE": "maxPoolSize",
+    "TLS": "tls",
+    "TLS_CA_FILE": "tlsCAFile",
+    "TLS_CERTIFICATE_KEY_FILE": "tlsCertificateKeyFile",
+    "TLS_ALLOW_INVALID_CERTIFICATES": "tlsAllowInvalidCertificates",
+    "TLS_ALLOW_INVALID_HOSTNAMES": "tlsAllowInvalidHostnames",
+    "APP_NAME": "appname",
+}
+_MILLISECONDS = ("SERVER_SELECTION_TIMEOUT", "CONNECT_TIMEOUT", "ADMIN_TIMEOUT")
+_SECONDS = ("TIMEOUT", *_MILLISECONDS)
+_TLS_OPTIONS = (
+    "TLS_CA_FILE",
+    "TLS_CERTIFICATE_KEY_FILE",
+    "TLS_ALLOW_INVALID_CERTIFICATES",
+    "TLS_ALLOW_INVALID_HOSTNAMES",
+)
+
+#: Every time comes back as an aware datetime in UTC.
+CODEC_OPTIONS: CodecOptions[Any] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
+
+
+def hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def url_database(location: Any) -> str | None:
+    """The database named in a ``mongodb://host/DATABASE`` URL, if any."""
+    if not isinstance(location, str):
+        return None
+    name = unquote(urlsplit(location).path.lstrip("/"))
+    return name or None
+
+
+def _url_options(location: str) -> set[str]:
+    """The option names a URL sets itself (lower case: MongoDB's are case-insensitive)."""
+    return {name.lower() for name, _ in parse_qsl(urlsplit(location).query)}
+
+
+def problems(
+    location: Any,
+    options: Mapping[str, Any],
+    *,
+    store: str,
+    own: Mapping[str, tuple[type, ...]] | None = None,
+) -> list[str]:
+    """Every problem in this LOCATION/OPTIONS pair, as messages naming the key.
+
+    ``own``: the options a store takes on top of :data:`OPTION_TYPES`.
+    """
+    if not isinstance(options, Mapping):
+        return [f"OPTIONS must be a dict, not {type(options).__name__}."]
+    accepted = {**OPTION_TYPES, **(own or {})}
+    found: list[str] = []
+    for name, value in options.items():
+        if name not in accepted:
+            known = ", ".join(sorted(accepted))
+            found.append(f"OPTIONS[{name!r}] is not a {store} option (known: {known}).")
+        elif not isinstance(value, accepted[name]) or (
+            isinstance(value, bool) and bool not in accepted[name]
+        ):
+            found.append(
+                f"OPTIONS[{name!r}] must be {_type_names(accepted[name])}, "
+                f"not {type(value).__name__}."
+            )
+    found += _location_problems(location)
+    found += _value_problems(location, options)
+    found += breaker.problems(options)
+    return found
+
+
+def _location_problems(location: Any) -> list[str]:
+    if not isinstance(location, str) or not location:
+        return [
+            "LOCATION is required: a mongodb:// or mongodb+srv:// URL, e.g. "
+            "'mongodb://127.0.0.1:27017/myapp'."
+        ]
+    parts = urlsplit(location)
+    if parts.scheme not in SCHEMES:
+        return [
+            f"LOCATION {hide_password(location)!r} has scheme {parts.scheme!r}; "
+            "use mongodb:// or mongodb+srv://."
+        ]
+    if not parts.netloc.rpartition("@")[2]:
+        return [f"LOCATION {hide_password(location)!r} names no host."]
+    return []
+
+
+def _value_problems(location: Any, options: Mapping[str, Any]) -> list[str]:
+    found = []
+    for name in _SECONDS:
+        value = options.get(name)
+        if isinstance(value, _NUMBER) and not isinstance(value, bool) and value <= 0:
+            found.append(
+                f"OPTIONS[{name!r}] must be a number of seconds > 0, not {value!r}: "
+                "a request must not wait forever."
+            )
+    for name in ("RETRY_BACKOFF_BASE", "RETRY_BACKOFF_CAP"):
+        value = options.get(name)
+        if isinstance(value, _NUMBER) and not isinstance(value, bool) and value < 0:
+            found.append(f"OPTIONS[{name!r}] must be a number of seconds >= 0, not {value!r}.")
+    attempts = options.get("RETRY_ATTEMPTS")
+    if isinstance(attempts, int) and not isinstance(attempts, bool) and not 0 <= attempts <= 20:
+        found.append(f"OPTIONS['RETRY_ATTEMPTS'] must be between 0 and 20, not {attempts!r}.")
+    pool = options.get("MAX_POOL_SIZE")
+    if isinstance(pool, int) and not isinstance(pool, bool) and pool < 1:
+        found.append(f"OPTIONS['MAX_POOL_SIZE'] must be at least 1, not {pool!r}.")
+    mode = options.get("AUTO_REMOVE")
+    if isinstance(mode, str) and mode not in AUTO_REMOVE_MODES:
+        found.append(
+            f"OPTIONS['AUTO_REMOVE'] is {mode!r}; use one of {', '.join(AUTO_REMOVE_MODES)} "
+            "(connect-mongo's autoRemove)."
+        )
+    interval = options.get("AUTO_REMOVE_INTERVAL")
+    if isinstance(interval, _NUMBER) and not isinstance(interval, bool) and interval <= 0:
+        found.append(f"OPTIONS['AUTO_REMOVE_INTERVAL'] must be seconds > 0, not {interval!r}.")
+    for name in ("DATABASE", "COLLECTION"):
+        value = options.get(name)
+        if isinstance(value, str) and (not value or any(c in value for c in "$\0")):
+            found.append(f"OPTIONS[{name!r}] is {value!r}: give a non-empty name without $.")
+    kwargs = options.get("CLIENT_KWARGS")
+    if isinstance(kwargs, dict) and not all(isinstance(k, str) for k in kwargs):
+        found.append("OPTIONS['CLIENT_KWARGS'] keys must be pymongo's argument names (str).")
+    given = [name for name in _TLS_OPTIONS if name in options]
+    tls_url = isinstance(location, str) and (
+        location.startswith("mongodb+srv://") or {"tls", "ssl"} & _url_options(location)
+    )
+    if given and options.get("TLS") is not True and not tls_url:
+        found.append(f"OPTIONS {given} only apply to TLS connections: set OPTIONS['TLS'] = True.")
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class MongoConfig:
+    location: str
+    database: str
+    collection: str
+    kwargs: dict[str, Any]
+    timeout: float
+    retry_attempts: int
+    backoff_base: float
+    backoff_cap: float
+    create_indexes: bool
+    auto_remove: str
+    auto_remove_interval: float
+
+    @property
+    def key(self) -> str:
+        """What identifies this configuration's clients within a process."""
+        return repr((self.location, sorted(self.kwargs.items(), key=lambda item: item[0])))
+
+
+def parse(
+    location: str, options: Mapping[str, Any], *, database: str, collection: str
+) -> MongoConfig:
+    """A :class:`MongoConfig` from options :func:`problems` found nothing wrong with;
+    ``database`` and ``collection`` are the store's defaults (a database named in the URL
+    comes before ``database``)."""
+    values = {**DEFAULTS, **options}
+    in_url = _url_options(location)
+    kwargs: dict[str, Any] = {}
+    for name, argument in _CLIENT_ARGUMENTS.items():
+        if name not in values:
+            continue
+        if name not in options and argument.lower() in in_url:
+            continue  # the URL's own value wins over our default
+        value = values[name]
+        kwargs[argument] = int(value * 1000) if name in _MILLISECONDS else value
+    kwargs.update(values.get("CLIENT_KWARGS") or {})
+    return MongoConfig(
+        location=location,
+        database=values.get("DATABASE") or url_database(location) or database,
+        collection=values.get("COLLECTION") or collection,
+        kwargs=kwargs,
+        timeout=float(values["TIMEOUT"]),
+        retry_attempts=int(values["RETRY_ATTEMPTS"]),
+        backoff_base=float(values["RETRY_BACKOFF_BASE"]),
+        backoff_cap=float(values["RETRY_BACKOFF_CAP"]),
+        create_indexes=bool(values["CREATE_INDEXES"]),
+        auto_remove=str(values["AUTO_REMOVE"]),
+        auto_remove_interval=float(values["AUTO_REMOVE_INTERVAL"]),
+    )
+
+
+# --- clients ----------------------------------------------------------------------
+
+_lock = threading.Lock()
+_sync_clients: dict[tuple[int, str], pymongo.MongoClient[Any]] = {}
+_async_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, pymongo.AsyncMongoClient[Any]]
+] = weakref.WeakKeyDictionary()
+
+
+def sync_client(config: MongoConfig) -> pymongo.MongoClient[Any]:
+    """This process's client for ``config`` (a client made before a fork is not reused)."""
+    key = (os.getpid(), config.key)
+    client = _sync_clients.get(key)
+    if client is None:
+        with _lock:
+            client = _sync_clients.get(key)
+            if client is None:
+                client = pymongo.MongoClient(config.location, **config.kwargs)
+                _sync_clients[key] = client
+    return client
+
+
+def async_client(config: MongoConfig) -> pymongo.AsyncMongoClient[Any]:
+    """The running event loop's client for ``config``."""
+    loop = asyncio.get_running_loop()
+    clients = _async_clients.get(loop)
+    if clients is None:
+        clients = _async_clients[loop] = {}
+    client = clients.get(config.key)
+    if client is None:
+        client = clients[config.key] = pymongo.AsyncMongoClient(config.location, **config.kwargs)
+    return client
+
+
+def forget(config: MongoConfig) -> None:
+    """Close this process's sync client for ``config``."""
+    with _lock:
+        client = _sync_clients.pop((os.getpid(), config.key), None)
+    if client is not None:
+        client.close()
+
+
+async def aforget(config: MongoConfig) -> None:
+    """Close the running event loop's client for ``config``."""
+    clients = _async_clients.get(asyncio.get_running_loop()) or {}
+    client = clients.pop(config.key, None)
+    if client is not None:
+        await client.close()
+
+
+# --- running operations -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One command: a collection method (``find`` answers with a list) and its arguments."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def op(method: str, *args: Any, **kwargs: Any) -> Op:
+    return Op(method, args, kwargs)
+
+
+Steps = Generator[Op, Any, T]
+
+#: Server error codes of a duplicate ``_id`` (11000, and 11001 from old servers).
+DUPLICATE_KEY = frozenset({11000, 11001})
+
+
+def error_code(exc: BaseException) -> int | None:
+    return exc.code if isinstance(exc, OperationFailure) else None
+
+
+class MongoCollectionStore(Store):
+    """A store on one MongoDB collection: configuration, clients, indexes, auto-removal,
+    and the drivers that run :data:`Steps` on the sync or the async client."""
+
+    #: Defaults when neither OPTIONS nor LOCATION name them.
+    default_database = "sessionkit"
+    default_collection = "sessionkit_sessions"
+    #: OPTIONS of this store on top of :data:`OPTION_TYPES`.
+    own_options: Mapping[str, tuple[type, ...]] = {}
+
+    def __init__(self, location: Any = None, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(location, options)
+        found = self.check(location, self.options)
+        if found:
+            raise ImproperlyConfigured(f"{type(self).__name__}: {' '.join(found)}")
+        self.config = parse(
+            location,
+            {k: v for k, v in self.options.items() if k not in self.own_options},
+            database=self.default_database,
+            collection=self.default_collection,
+        )
+        self._indexed = False  # indexes created (or found impossible) by this process
+        self._index_lock = threading.Lock()
+        self._remover: threading.Thread | None = None
+        self._stop_removing = threading.Event()
+
+    @classmethod
+    def check(cls, location: Any, options: Mapping[str, Any]) -> builtins.list[str]:
+        return problems(location, options or {}, store=cls.__name__, own=cls.own_options)
+
+    def describe(self) -> str:
+        where = f"{self.config.database}.{self.config.collection}"
+        return f"MongoDB {hide_password(self.config.location)} ({where})"
+
+    # --- what a store provides --------------------------------------------------
+
+    def index_models(self) -> builtins.list[pymongo.IndexModel]:
+        """The indexes this store needs (created once per process, see ``CREATE_INDEXES``)."""
+        return []
+
+    def expiry_index(self) -> pymongo.IndexModel:
+        """The TTL index for ``AUTO_REMOVE = "native"``: MongoDB's monitor deletes what it
+        finds expired, about once a minute. The stores never depend on it."""
+        return pymongo.IndexModel([("expires", 1)], expireAfterSeconds=0)
+
+    def purge_expired(self, batch_size: int = 1000) -> Any:
+        raise NotImplementedError
+
+    # --- collections ----------------------------------------------------------
+
+    def _indexes(self) -> builtins.list[pymongo.IndexModel]:
+        models = self.index_models()
+        if self.config.auto_remove == "native":
+            models.append(self.expiry_index())
+        return models
+
+    def _collection(self) -> pymongo.collection.Collection[Any]:
+        """The collection on this process's client; its indexes are created on first use
+        (within ``ADMIN_TIMEOUT``: building them over a big collection may take a while)."""
+        database = sync_client(self.config).get_database(
+            self.config.database, codec_options=CODEC_OPTIONS
+        )
+        collection = database.get_collection(self.config.collection)
+        if not self._indexed:
+            with self._index_lock:
+                if not self._indexed:
+                    self._create_indexes(collection.create_indexes)
+        self._keep_removing()
+        return collection
+
+    async def _acollection(self) -> pymongo.asynchronous.collection.AsyncCollection[Any]:
+        """The collection on the running event loop's client (indexes as above)."""
+        database = async_client(self.config).get_database(
+            self.config.database, codec_options=CODEC_OPTIONS
+        )
+        collection = database.get_collection(self.config.collection)
+        if not self._indexed:
+            await self._acreate_indexes(collection)
+        self._keep_removing()
+        return collection
+
+    def _create_indexes(self, create: Callable[[Any], Any]) -> None:
+        models = self._indexes()
+        if self.config.create_indexes and models:
+            try:
+                create(models)
+            except OperationFailure as exc:
+                self._index_failed(exc)
+        self._indexed = True
+
+    async def _acreate_indexes(self, collection: Any) -> None:
+        models = self._indexes()
+        if self.config.create_indexes and models:
+            try:
+                await collection.create_indexes(models)
+            except OperationFailure as exc:
+                self._index_failed(exc)
+        self._indexed = True
+
+    def _index_failed(self, exc: OperationFailure) -> None:
+        # The store is correct without its indexes (only slower): say so once, go on.
+        logger.error(
+            "Session store %s could not create its indexes (%s); it works without them, but "
+            "listings and purges read the whole collection. Create them by hand, or fix the "
+            "conflict (see docs/stores-mongodb.md).",
+            self.describe(),
+            exc,
+        )
+
+    # --- AUTO_REMOVE = "interval" ------------------------------------------------
+
+    def _keep_removing(self) -> None:
+        """With ``AUTO_REMOVE = "interval"``: a daemon thread of this process runs the
+        batched purge every ``AUTO_REMOVE_INTERVAL`` seconds (connect-mongo's
+        ``autoRemove: "interval"``), from the first use of the store until :meth:`close`."""
+        if self.config.auto_remove != "interval":
+            return
+        if self._remover is not None and self._remover.is_alive():
+            return
+        with self._index_lock:
+            if self._remover is None or not self._remover.is_alive():
+                self._start_remover()
+
+    def _start_remover(self) -> None:
+        store = weakref.ref(self)
+        stop, interval = self._stop_removing, self.config.auto_remove_interval
+
+        def remove() -> None:
+            while not stop.wait(interval):
+                alive = store()
+                if alive is None:
+                    return
+                try:
+                    removed = sum(alive.purge_expired())
+                except Exception as exc:  # a sick store: try again next time
+                    logger.warning("Session store %s: auto-removal failed: %s", alive, exc)
+                else:
+                    if removed:
+                        logger.info("Session store %s: removed %d expired.", alive, removed)
+                del alive
+
+        self._remover = threading.Thread(
+            target=remove, name="sessionkit-mongo-auto-remove", daemon=True
+        )
+        self._remover.start()
+
+    # --- driving operations -------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(self.describe(), exc)
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.config.backoff_cap, self.config.backoff_base * (2**attempt))
+        return random.uniform(0, cap)
+
+    def _retryable(self, exc: PyMongoError, attempt: int) -> bool:
+        """A dropped connection (not a timeout) with attempts left."""
+        return (
+            isinstance(exc, AutoReconnect)
+            and not exc.timeout
+            and attempt < self.config.retry_attempts
+        )
+
+    def _within(self, admin: bool) -> contextlib.AbstractContextManager[Any]:
+        """The request path: each command, with its retries, within ``TIMEOUT`` in all
+        (pymongo's client-side operation timeout, server selection included). The admin:
+        the client's own timeouts (a reply may take up to ``ADMIN_TIMEOUT``)."""
+        return contextlib.nullcontext() if admin else pymongo.timeout(self.config.timeout)
+
+    def _call(self, collection: Any, step: Op, admin: bool) -> Any:
+        with self._within(admin):
+            attempt = 0
+            while True:
+                try:
+                    result = getattr(collection, step.method)(*step.args, **step.kwargs)
+                    return builtins.list(result) if step.method == "find" else result
+                except PyMongoError as exc:
+                    if not self._retryable(exc, attempt):
+                        raise
+                    time.sleep(self._backoff(attempt))
+                    attempt += 1
+
+    async def _acall(self, collection: Any, step: Op, admin: bool) -> Any:
+        with self._within(admin):
+            attempt = 0
+            while True:
+                try:
+                    if step.method == "find":
+                        return await collection.find(*step.args, **step.kwargs).to_list(None)
+                    return await getattr(collection, step.method)(*step.args, **step.kwargs)
+                except PyMongoError as exc:
+                    if not self._retryable(exc, attempt):
+                        raise
+                    await asyncio.sleep(self._backoff(attempt))
+                    attempt += 1
+
+    def _drive(self, steps: Steps[T], *, admin: bool = False) -> T:
+        """Run ``steps`` on the sync client; ``admin``: listings, counts and batches, which
+        may take longer than the request path's ``TIMEOUT`` (see :meth:`_within`)."""
+        with self.guarded():
+            try:
+                collection = self._collection()
+                step = next(steps)
+                while True:
+                    try:
+                        result = self._call(collection, step, admin)
+                    except PyMongoError as exc:
+                        step = steps.throw(exc)  # the steps may expect it (a duplicate key)
+                    else:
+                        step = steps.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            except PyMongoError as exc:
+                raise self._unavailable(exc) from exc
+
+    async def _adrive(self, steps: Steps[T], *, admin: bool = False) -> T:
+        with self.guarded():
+            try:
+                collection = await self._acollection()
+                step = next(steps)
+                while True:
+                    try:
+                        result = await self._acall(collection, step, admin)
+                    except PyMongoError as exc:
+                        step = steps.throw(exc)
+                    else:
+                        step = steps.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            except PyMongoError as exc:
+                raise self._unavailable(exc) from exc
+
+    # --- connections ------------------------------------------------------------
+
+    def close(self) -> None:
+        self._stop_removing.set()
+        self._stop_removing, self._remover = threading.Event(), None
+        forget(self.config)
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            await aforget(self.config)
