@@ -46,11 +46,13 @@ def pg_alias() -> Iterator[str]:
         pytest.param("postgresql", marks=pytest.mark.django_db(databases=["default", "pg"])),
         "redis",
         "redis-cluster",
+        "mongo",
     ]
 )
 def each_store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """The configured store: DatabaseStore on SQLite and on PostgreSQL, then RedisStore on
-    our own redis-server and on our own 3-master Redis Cluster."""
+    our own redis-server and on our own 3-master Redis Cluster, then MongoStore on our own
+    nx-27017 (tests/mongo_fixtures.py)."""
     if request.param == "sqlite":
         yield get_store()
         return
@@ -58,6 +60,12 @@ def each_store(request: pytest.FixtureRequest) -> Iterator[Store]:
         alias = request.getfixturevalue("pg_alias")
         with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
             yield get_store()
+        return
+    if request.param == "mongo":
+        from tests.mongo_fixtures import mongo_sessionkit
+
+        with mongo_sessionkit(request.getfixturevalue("mongo_server")) as configured:
+            yield configured
         return
     from tests.redis_fixtures import sessionkit_on  # a plugin: imported once pytest has it
 

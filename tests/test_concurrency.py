@@ -1,5 +1,6 @@
 """Overlapping requests of one browser never lose each other's changes (real server, threads),
-on the database store (SQLite file, PostgreSQL) and RedisStore (standalone, Cluster)."""
+on the database store (SQLite file, PostgreSQL), RedisStore (standalone, Cluster) and
+MongoStore (our own nx-27017)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from django.test import override_settings
 from django_sessionkit import cookies
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.stores import get_store
+from tests.mongo_fixtures import mongo_sessionkit
 from tests.redis_fixtures import sessionkit_on
 
 pytestmark = [pytest.mark.slow]
@@ -64,11 +66,16 @@ class Browser:
         return sid
 
 
-@pytest.fixture(params=["sqlite_file", "pg", "redis_standalone", "redis_cluster"])
+@pytest.fixture(params=["sqlite_file", "pg", "redis_standalone", "redis_cluster", "mongo"])
 def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each store in turn: the database store on two databases, Redis on two topologies."""
+    """Each store in turn: the database store on two databases, Redis on two topologies,
+    MongoDB."""
     where = request.param
     request.getfixturevalue("transactional_db")
+    if where == "mongo":
+        with mongo_sessionkit(request.getfixturevalue("mongo_server")):
+            yield where
+        return
     if where.startswith("redis"):
         with sessionkit_on(request.getfixturevalue(where)):
             yield where

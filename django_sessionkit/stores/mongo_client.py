@@ -280,6 +280,12 @@ def parse(
             continue  # the URL's own value wins over our default
         value = values[name]
         kwargs[argument] = int(value * 1000) if name in _MILLISECONDS else value
+    # The store retries itself, after a dropped connection only (RETRY_ATTEMPTS), each write
+    # being safe to send twice. pymongo's own retry would come first and wait for the server
+    # again on a server that is down (then the store's): one policy, in one place.
+    for argument in ("retryWrites", "retryReads"):
+        if argument.lower() not in in_url:
+            kwargs[argument] = False
     kwargs.update(values.get("CLIENT_KWARGS") or {})
     return MongoConfig(
         location=location,
@@ -363,6 +369,9 @@ def op(method: str, *args: Any, **kwargs: Any) -> Op:
 
 
 Steps = Generator[Op, Any, T]
+
+#: How often, at most, pymongo checks a server it lost (its minimum heartbeat interval).
+RECHECK = 0.5
 
 #: Server error codes of a duplicate ``_id`` (11000, and 11001 from old servers).
 DUPLICATE_KEY = frozenset({11000, 11001})
@@ -535,38 +544,42 @@ class MongoCollectionStore(Store):
             and attempt < self.config.retry_attempts
         )
 
-    def _within(self, admin: bool) -> contextlib.AbstractContextManager[Any]:
-        """The request path: each command, with its retries, within ``TIMEOUT`` in all
-        (pymongo's client-side operation timeout, server selection included). The admin:
+    def _within(self, admin: bool, attempt: int) -> contextlib.AbstractContextManager[Any]:
+        """The request path: each attempt at a command within ``TIMEOUT`` (pymongo's
+        client-side operation timeout: finding the server, connecting, the reply). A retry
+        may wait :data:`RECHECK` more: after a dropped connection pymongo finds the server
+        again before it sends anything, and it looks at most every half second. The admin:
         the client's own timeouts (a reply may take up to ``ADMIN_TIMEOUT``)."""
-        return contextlib.nullcontext() if admin else pymongo.timeout(self.config.timeout)
+        if admin:
+            return contextlib.nullcontext()
+        return pymongo.timeout(self.config.timeout + (RECHECK if attempt else 0.0))
 
     def _call(self, collection: Any, step: Op, admin: bool) -> Any:
-        with self._within(admin):
-            attempt = 0
-            while True:
-                try:
+        attempt = 0
+        while True:
+            try:
+                with self._within(admin, attempt):
                     result = getattr(collection, step.method)(*step.args, **step.kwargs)
                     return builtins.list(result) if step.method == "find" else result
-                except PyMongoError as exc:
-                    if not self._retryable(exc, attempt):
-                        raise
-                    time.sleep(self._backoff(attempt))
-                    attempt += 1
+            except PyMongoError as exc:
+                if not self._retryable(exc, attempt):
+                    raise
+                time.sleep(self._backoff(attempt))
+                attempt += 1
 
     async def _acall(self, collection: Any, step: Op, admin: bool) -> Any:
-        with self._within(admin):
-            attempt = 0
-            while True:
-                try:
+        attempt = 0
+        while True:
+            try:
+                with self._within(admin, attempt):
                     if step.method == "find":
                         return await collection.find(*step.args, **step.kwargs).to_list(None)
                     return await getattr(collection, step.method)(*step.args, **step.kwargs)
-                except PyMongoError as exc:
-                    if not self._retryable(exc, attempt):
-                        raise
-                    await asyncio.sleep(self._backoff(attempt))
-                    attempt += 1
+            except PyMongoError as exc:
+                if not self._retryable(exc, attempt):
+                    raise
+                await asyncio.sleep(self._backoff(attempt))
+                attempt += 1
 
     def _drive(self, steps: Steps[T], *, admin: bool = False) -> T:
         """Run ``steps`` on the sync client; ``admin``: listings, counts and batches, which
