@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
@@ -240,9 +241,118 @@ def _check_store(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 "'django_sessionkit.stores.database.DatabaseStore'.",
             ),
         ]
-    for message in backend.check(store.get("LOCATION"), options):
-        problems.append(_error(18, f"SESSIONKIT['STORE'] ({backend.__name__}): {message}"))
+    messages = backend.check(store.get("LOCATION"), options)
+    url_problems, replaced = _check_redis_location(backend, store.get("LOCATION"), options)
+    problems += url_problems
+    for message in messages:
+        if message not in replaced:
+            problems.append(_error(18, f"SESSIONKIT['STORE'] ({backend.__name__}): {message}"))
     return problems
+
+
+#: The LOCATION forms the Redis stores accept, per mode (see stores/redis_client.py).
+REDIS_LOCATION_FORMS = {
+    "standalone": "redis://[[user]:password@]host[:port][/db], rediss://… (the same over TLS) "
+    "or unix:///path/to/redis.sock[?db=N]",
+    "cluster": "a list of redis://[[user]:password@]host[:port], rediss://… or host:port "
+    "entries (database 0 only)",
+    "sentinel": "redis://[[user]:password@]SERVICE_NAME[/db] or rediss://… (the master's name, "
+    "password and database), or None with OPTIONS['SERVICE_NAME']",
+}
+
+
+def _check_redis_location(
+    backend: type, location: Any, options: Mapping[str, Any]
+) -> tuple[list[CheckMessage], set[str]]:
+    """E029 for each LOCATION URL of a Redis store that redis-py would refuse or read
+    differently (``redis:/host``, ``redis://h/abc``, an unknown scheme, …), and the store's
+    own messages about those URLs, which these replace."""
+    from django_sessionkit.stores import redis_client
+    from django_sessionkit.stores.express import ExpressRedisStore
+    from django_sessionkit.stores.redis import RedisStore
+
+    if not issubclass(backend, (RedisStore, ExpressRedisStore)):
+        return [], set()
+    if issubclass(backend, ExpressRedisStore):
+        options = backend.connection_options(options)
+    mode = redis_client.infer_mode(location, options)
+    if mode not in redis_client.MODES or location in (None, ""):
+        return [], set()  # the store reports these
+    listed = isinstance(location, (list, tuple))
+    if listed and mode != "cluster":
+        return [], set()
+    key = "SESSIONKIT['STORE']['LOCATION']" + (" entry" if listed else "")
+    found: list[CheckMessage] = []
+    replaced: set[str] = set()
+    for url in location if listed else [location]:
+        if not isinstance(url, str) or not url:
+            continue  # the store reports these
+        problem = _redis_url_problem(url, mode)
+        if problem is None:
+            continue
+        if (store_said := redis_client._url_problem(url, mode)) is not None:
+            replaced.add(store_said)
+        shown = redis_client.hide_password(url)
+        found.append(
+            _error(
+                29,
+                f"{key} {shown!r} {problem}. Accepted in {mode} mode: "
+                f"{REDIS_LOCATION_FORMS[mode]}.",
+            )
+        )
+    return found, replaced
+
+
+def _redis_url_problem(url: str, mode: str) -> str | None:
+    """What is wrong with one LOCATION URL of a Redis store, or None."""
+    import redis.connection
+
+    from django_sessionkit.stores.redis_client import SCHEMES
+
+    scheme, colon, rest = url.partition(":")
+    if colon and scheme.lower() in SCHEMES:
+        slashes = "///" if scheme.lower() == "unix" else "//"
+        fixed = f"{scheme.lower()}:{slashes}{rest.lstrip('/')}"
+        if not rest.startswith("//"):
+            return f"has no '//' after '{scheme}:' (did you mean {fixed!r}?)"
+        if scheme != scheme.lower():
+            return f"has scheme {scheme!r}, which redis-py takes in lower case only"
+    if mode == "cluster" and "://" not in url:
+        url = f"redis://{url}"  # a cluster entry may be a bare host:port
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        return f"has scheme {parts.scheme!r}" if parts.scheme else "has no scheme"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        return f"has port {port!r}, which is not a port number (0 to 65535)"
+    query = parse_qs(parts.query)
+    databases = query.get("db", [])
+    if parts.scheme == "unix":
+        if mode == "cluster":
+            return "is a unix socket, but a Redis Cluster is reached over TCP"
+        if mode == "sentinel":
+            return None  # the store says so (Sentinel hands out TCP addresses)
+        if parts.hostname:
+            return (
+                f"names a host ({parts.hostname!r}) before the socket path: a unix socket URL "
+                f"has three slashes, like 'unix:///{parts.hostname}{parts.path}'"
+            )
+        if not parts.path.strip("/"):
+            return "has no socket path (unix:///path/to/redis.sock)"
+    elif (path_db := unquote(parts.path).strip("/")) != "":
+        databases = [path_db, *databases]
+    for db in databases:
+        if not re.fullmatch(r"[0-9]+", db):
+            return f"has database {db!r}: a database is a whole number (/0, /1, …)"
+        if mode == "cluster" and int(db) != 0:
+            return f"has database {db!r}, but a Redis Cluster has only database 0"
+    try:
+        redis.connection.parse_url(url)
+    except ValueError as exc:  # redis-py's own refusal, e.g. of a query value
+        return f"is refused by redis-py ({str(exc).rstrip('.')})"
+    return None
 
 
 def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:

@@ -107,6 +107,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
     ) -> None:
         from django_sessionkit.checks import configuration_errors
 
+        if get_response is None:  # as Django's MiddlewareMixin says
+            raise ValueError("get_response must be provided.")
         if errors := configuration_errors():
             raise ImproperlyConfigured(
                 "SESSIONKIT is misconfigured:\n" + "\n".join(f"- {e}" for e in errors)

@@ -1,4 +1,5 @@
-"""Settings for the test suite: SQLite as "default", PostgreSQL as "pg" when it is reachable."""
+"""Settings for the test suite: SQLite as "default", PostgreSQL as "pg" and MariaDB (or MySQL)
+as "mysql" when they are reachable."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 PG_HOST = os.environ.get("SESSIONKIT_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("SESSIONKIT_PG_PORT", "5432"))
+MYSQL_HOST = os.environ.get("SESSIONKIT_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("SESSIONKIT_MYSQL_PORT", "3306"))
 
 
 def _postgres_reachable() -> bool:
@@ -66,6 +69,28 @@ def _postgres_reachable() -> bool:
             host=PG_HOST, port=PG_PORT, user="postgres", dbname="test", connect_timeout=2
         ).close()
     except psycopg.Error:
+        return False
+    return True
+
+
+def _mysql_driver() -> bool:
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _mysql_reachable() -> bool:
+    if not MYSQL_DRIVER:
+        return False
+    import MySQLdb
+
+    try:
+        MySQLdb.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", database="test", connect_timeout=2
+        ).close()
+    except MySQLdb.Error:
         return False
     return True
 
@@ -91,4 +116,27 @@ if POSTGRES_AVAILABLE:
         "NAME": "test",
         # The server is shared: a name of our own, unique per test run.
         "TEST": {"NAME": f"test_sessionkit_{os.getpid()}"},
+    }
+MYSQL_DRIVER = _mysql_driver()
+MYSQL_AVAILABLE = _mysql_reachable()
+if MYSQL_AVAILABLE:
+    DATABASES["mysql"] = {
+        "ENGINE": "django.db.backends.mysql",
+        "HOST": MYSQL_HOST,
+        "PORT": MYSQL_PORT,
+        "USER": "root",
+        "PASSWORD": "",
+        "NAME": "test",
+        # What docs/stores-database.md asks of MySQL and MariaDB: utf8mb4 on the connection
+        # and in the table.
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {
+            # The server is shared: a name of our own, unique per test run.
+            "NAME": f"test_sessionkit_{os.getpid()}",
+            "CHARSET": "utf8mb4",
+            # A Unicode (UCA) collation, like MySQL 8's and MariaDB 11's defaults: there
+            # punctuation does not sort in byte order (";" before ":"), which text ranges over
+            # addresses must survive.
+            "COLLATION": "utf8mb4_unicode_ci",
+        },
     }

@@ -146,6 +146,14 @@ class StoreContract:
         assert loaded.version == saved.version >= 1
         assert store.exists(key) is True
 
+    def test_four_byte_characters_round_trip(self, store: Store) -> None:
+        # Outside Unicode's first plane: MySQL's 3-byte "utf8" (utf8mb3) cannot hold them.
+        data = {"name": "Zoë 🎉", "\U0001d4b3": ["🦊"]}
+        key, _ = self.create(store, data=data, user_agent="Mozilla/5.0 🦊")
+        loaded = store.load(key)
+        assert loaded is not None
+        assert loaded.data == data and loaded.user_agent == "Mozilla/5.0 🦊"
+
     def test_create_on_existing_key_fails_and_keeps_the_original(self, store: Store) -> None:
         key, _ = self.create(store, data={"owner": "first"})
         with pytest.raises(CreateError):

@@ -178,6 +178,120 @@ def test_the_middleware_refuses_to_start_misconfigured() -> None:
         SessionMiddleware(lambda request: None)  # type: ignore[arg-type, return-value]
 
 
+# --- Redis LOCATION URLs that redis-py would refuse or read differently (E029) -----------
+
+REDIS_STORE = "django_sessionkit.stores.redis.RedisStore"
+EXPRESS_STORE = "django_sessionkit.stores.express.ExpressRedisStore"
+LOCATION_KEY = "SESSIONKIT['STORE']['LOCATION']"
+
+
+def store_messages(location: Any, options: Any = None, backend: str = REDIS_STORE) -> list[Any]:
+    store = {"BACKEND": backend, "LOCATION": location, "OPTIONS": options or {}}
+    config: dict[str, Any] = {"STORE": store}
+    if backend == EXPRESS_STORE:
+        config["COMPAT"] = "express"
+    with override_settings(SESSIONKIT=config):
+        return [m for m in sessionkit_checks() if m.is_serious()]
+
+
+@pytest.mark.parametrize(
+    ("location", "options", "fragment"),
+    [
+        ("redis:/cache.internal", {}, "has no '//' after 'redis:' (did you mean 'redis://cache"),
+        ("redis:cache.internal:6379", {}, "did you mean 'redis://cache.internal:6379'?"),
+        ("rediss:/cache.internal", {}, "did you mean 'rediss://cache.internal'?"),
+        ("unix:/run/redis.sock", {}, "did you mean 'unix:///run/redis.sock'?"),
+        ("redis://cache.internal:6379/abc", {}, "has database 'abc': a database is a whole"),
+        ("redis://cache.internal/-1", {}, "has database '-1'"),
+        ("redis://cache.internal/1/2", {}, "has database '1/2'"),
+        ("redis://cache.internal/0?db=two", {}, "has database 'two'"),
+        ("memcached://cache.internal:11211", {}, "has scheme 'memcached'"),
+        ("http://cache.internal/0", {}, "has scheme 'http'"),
+        ("cache.internal:6379", {}, "has scheme 'cache.internal'"),
+        ("REDIS://cache.internal/0", {}, "takes in lower case only"),
+        ("redis://cache.internal:99999/0", {}, "has port '99999', which is not a port number"),
+        ("redis://cache.internal:six/0", {}, "has port 'six'"),
+        ("redis://cache.internal/0?socket_timeout=soon", {}, "refused by redis-py (Invalid value"),
+        ("unix://run/redis.sock", {}, "names a host ('run') before the socket path"),
+        ("unix://", {}, "has no socket path"),
+        ("redis://:pw@mymaster/abc", {"SENTINELS": ["127.0.0.1:26379"]}, "has database 'abc'"),
+    ],
+)
+def test_a_redis_url_redis_py_would_refuse_fails_the_check(
+    location: str, options: dict[str, Any], fragment: str
+) -> None:
+    messages = store_messages(location, options)
+    assert [m.id for m in messages] == ["sessionkit.E029"], messages  # one error, not two
+    text = messages[0].msg
+    assert text.startswith(f"{LOCATION_KEY} '{location.replace(':pw@', ':***@')}' "), text
+    assert fragment in text
+    for form in ("redis://", "rediss://"):
+        assert form in text.split("Accepted")[1]
+    if not options:
+        assert "unix:///path/to/redis.sock" in text
+
+
+@pytest.mark.parametrize(
+    ("location", "fragment"),
+    [
+        (["10.0.0.1:7000", "redis:/10.0.0.2:7000"], "entry 'redis:/10.0.0.2:7000' has no '//'"),
+        (["10.0.0.1:7000", "10.0.0.2:port"], "entry '10.0.0.2:port' has port 'port'"),
+        (["redis://10.0.0.1:7000/3"], "has database '3', but a Redis Cluster has only database 0"),
+        (["unix:///run/redis.sock"], "is a unix socket, but a Redis Cluster is reached over TCP"),
+    ],
+)
+def test_a_cluster_entry_redis_py_would_refuse_fails_the_check(
+    location: list[str], fragment: str
+) -> None:
+    messages = store_messages(location)
+    assert [m.id for m in messages] == ["sessionkit.E029"], messages
+    assert messages[0].msg.startswith(f"{LOCATION_KEY} entry ")
+    assert fragment in messages[0].msg
+    assert "host:port" in messages[0].msg.split("Accepted in cluster mode")[1]
+
+
+@pytest.mark.parametrize(
+    ("location", "options"),
+    [
+        ("redis://127.0.0.1:6379/0", {}),
+        ("redis://cache.internal", {}),
+        ("redis://cache.internal/", {}),
+        ("redis://user:p%40ss@cache.internal:6379/15", {}),
+        ("rediss://:secret@cache.example:6380/1", {"SSL_CERT_REQS": "required"}),
+        ("redis://[::1]:6379/2?socket_timeout=2", {}),
+        ("unix:///run/redis/redis-server.sock?db=3", {}),
+        (["10.0.0.1:7000", "redis://10.0.0.2:7000", "rediss://10.0.0.3:7000/0"], {}),
+        ("redis://:pw@mymaster/2", {"SENTINELS": ["127.0.0.1:26379"]}),
+        (None, {"SENTINELS": ["127.0.0.1:26379"], "SERVICE_NAME": "mymaster"}),
+    ],
+)
+def test_redis_urls_redis_py_accepts_pass_the_check(location: Any, options: dict[str, Any]) -> None:
+    assert store_messages(location, options) == []
+
+
+def test_the_express_store_checks_its_urls_the_same_way() -> None:
+    messages = store_messages("redis:/cache.internal", backend=EXPRESS_STORE)
+    assert [m.id for m in messages] == ["sessionkit.E029"]
+    assert messages[0].msg.startswith(f"{LOCATION_KEY} 'redis:/cache.internal' has no '//'")
+    assert store_messages("redis://cache.internal/0", backend=EXPRESS_STORE) == []
+
+
+def test_the_store_still_reports_what_is_not_about_the_url() -> None:
+    ids = [m.id for m in store_messages("redis:/cache.internal", {"RETRY_ATTEMPTS": 99})]
+    assert sorted(ids) == ["sessionkit.E018", "sessionkit.E029"]
+
+
+def test_manage_py_check_and_the_middleware_refuse_a_bad_redis_url() -> None:
+    store = {"BACKEND": REDIS_STORE, "LOCATION": "redis://cache.internal:6379/abc"}
+    with override_settings(SESSIONKIT={"STORE": store}):
+        with pytest.raises(SystemCheckError) as exc:
+            call_command("check")
+        assert "sessionkit.E029" in str(exc.value)
+        assert f"{LOCATION_KEY} 'redis://cache.internal:6379/abc'" in str(exc.value)
+        with pytest.raises(ImproperlyConfigured, match=r"sessionkit.E029: .*has database 'abc'"):
+            SessionMiddleware(lambda request: None)  # type: ignore[arg-type, return-value]
+
+
 # --- half-configured installs are refused before serving ---------------------------
 
 _SETUP = """

@@ -49,7 +49,12 @@ def django_session_table(alias: str = "default") -> Iterator[type[models.Model]]
         sql, params = connection.schema_editor().table_sql(DjangoSession)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-        yield DjangoSession
+        try:
+            yield DjangoSession
+        finally:
+            if not connection.features.can_rollback_ddl:  # MySQL: a rollback would keep it
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE {connection.ops.quote_name('django_session')}")
 
 
 def django_session(
@@ -138,14 +143,29 @@ def test_import_dry_run_writes_nothing() -> None:
     assert get_store().count() == 0
 
 
-@pytest.mark.django_db(databases=["default", "pg"])
-def test_import_from_postgresql_into_postgresql(pg_alias: str, user: Any) -> None:
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("pg", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        # MySQL commits on CREATE/DROP TABLE, so no test transaction can undo this test:
+        # a transactional test empties the tables afterwards instead.
+        pytest.param(
+            "mysql",
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "mysql"]),
+        ),
+    ],
+    ids=["postgresql", "mysql"],
+)
+def test_import_from_a_database_server_into_the_same_one(
+    server: str, request: pytest.FixtureRequest, user: Any
+) -> None:
+    alias = request.getfixturevalue(f"{server}_alias")
     with (
-        override_settings(SESSIONKIT={"STORE": {"LOCATION": pg_alias}}),
-        django_session_table(pg_alias) as table,
+        override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}),
+        django_session_table(alias) as table,
     ):
-        key = django_session(table, {"n": 1}, alias=pg_alias)
-        out, _ = run("--from", "db", "--database", pg_alias)
+        key = django_session(table, {"n": 1}, alias=alias)
+        out, _ = run("--from", "db", "--database", alias)
         assert "Imported 1 of 1" in out
         record = get_store().load(store_key(key))
         assert record is not None and record.data == {"n": 1, IMPORTED_KEY: True}

@@ -1,5 +1,5 @@
 """purgesessions, clearsessions, listsessions, revokesessions and sessionstats,
-on DatabaseStore over SQLite and PostgreSQL."""
+on DatabaseStore over SQLite, PostgreSQL and MariaDB (or MySQL)."""
 
 from __future__ import annotations
 
@@ -43,13 +43,14 @@ pytestmark = pytest.mark.django_db
     params=[
         "default",
         pytest.param("pg", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
         "mongo",
     ],
-    ids=["sqlite", "postgresql", "mongo"],
+    ids=["sqlite", "postgresql", "mysql", "mongo"],
 )
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The configured store, on SQLite and on PostgreSQL, and MongoStore on our own
-    nx-27017."""
+    """The configured store, on SQLite, PostgreSQL and MariaDB (or MySQL), and MongoStore on
+    our own nx-27017."""
     if request.param == "default":
         yield get_store()
         return
@@ -60,7 +61,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         with mongo_sessionkit(server, AUTO_REMOVE="disabled") as configured:
             yield configured
         return
-    alias = request.getfixturevalue("pg_alias")
+    alias = request.getfixturevalue(f"{request.param}_alias")
     with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
         store = get_store()
         assert isinstance(store, DatabaseStore) and store.alias == alias

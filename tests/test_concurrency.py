@@ -1,6 +1,6 @@
 """Overlapping requests of one browser never lose each other's changes (real server, threads),
-on the database store (SQLite file, PostgreSQL), RedisStore (standalone, Cluster) and
-MongoStore (our own nx-27017)."""
+on the database store (SQLite file, PostgreSQL, MariaDB), RedisStore (standalone, Cluster)
+and MongoStore (our own nx-27017)."""
 
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ class Browser:
         return sid
 
 
-@pytest.fixture(params=["sqlite_file", "pg", "redis_standalone", "redis_cluster", "mongo"])
+@pytest.fixture(params=["sqlite_file", "pg", "mysql", "redis_standalone", "redis_cluster", "mongo"])
 def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each store in turn: the database store on two databases, Redis on two topologies,
+    """Each store in turn: the database store on three databases, Redis on two topologies,
     MongoDB."""
     where = request.param
     request.getfixturevalue("transactional_db")
@@ -80,8 +80,8 @@ def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
         with sessionkit_on(request.getfixturevalue(where)):
             yield where
         return
-    if where == "pg":
-        request.getfixturevalue("pg_alias")
+    if where in ("pg", "mysql"):
+        request.getfixturevalue(f"{where}_alias")
     with override_settings(SESSIONKIT={"STORE": {"LOCATION": where}}):
         yield where
 
@@ -91,7 +91,7 @@ def burst(browser: Browser, paths: list[str]) -> list[int]:
         return [status for status, _ in pool.map(browser.get, paths)]
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg", "mysql"])
 def test_every_concurrent_write_to_its_own_key_survives(
     live_server: object, store_alias: str
 ) -> None:
@@ -106,7 +106,7 @@ def test_every_concurrent_write_to_its_own_key_survives(
     assert record.data["views"] == 1
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg", "mysql"])
 def test_the_counter_helper_counts_every_request(live_server: object, store_alias: str) -> None:
     browser = Browser(live_server.url)  # type: ignore[attr-defined]
     sid = browser.start_session("/incr/")
@@ -116,7 +116,7 @@ def test_the_counter_helper_counts_every_request(live_server: object, store_alia
     assert record is not None and record.data["views"] == REQUESTS + 1
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg", "mysql"])
 def test_a_revoke_in_the_middle_of_a_burst_stays_revoked(
     live_server: object, store_alias: str
 ) -> None:

@@ -254,3 +254,44 @@ def test_the_readme_command_serves_the_example(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=20)
     assert server.returncode is not None
+
+
+def run_script(addr: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env.update(EXAMPLE_ADDR=addr, SESSIONKIT_EXAMPLE_DB=str(tmp_path / "example.sqlite3"))
+    return subprocess.run(
+        ["bash", str(EXAMPLE_DIR / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_taken_port_says_how_to_pick_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_script(f"127.0.0.1:{port}", tmp_path)
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    assert f"Port {port} on 127.0.0.1 is already in use" in said
+    suggested = re.search(r"EXAMPLE_ADDR=127\.0\.0\.1:(\d+) bash example_project/run", said)
+    assert suggested, said
+    assert int(suggested.group(1)) != port
+    with socket.socket() as probe:  # the suggestion is a port that is free
+        probe.bind(("127.0.0.1", int(suggested.group(1))))
+    assert "migrating" not in said  # it stopped before doing anything
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1:http", "127.0.0.1:70000", "localhost:"])
+def test_an_address_runserver_cannot_take_is_refused_with_the_form(
+    addr: str, tmp_path: Path
+) -> None:
+    result = run_script(addr, tmp_path)
+    assert result.returncode == 1
+    assert f"EXAMPLE_ADDR={addr!r} is not an address runserver takes" in result.stderr
+    assert "HOST:PORT" in result.stderr and "migrating" not in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from urllib.parse import unquote
 
@@ -55,6 +56,7 @@ def test_redis_stopped_and_restarted_under_a_stream_of_requests(
                 redis_settings.server.stop()
             if i == 2 * STREAM // 3:
                 redis_settings.server.start()
+                time.sleep(get_store().breaker.cool_down)  # the circuit's cool-down ends
             n = i % len(clients)
             response = clients[n].get("/count/")
             statuses[response.status_code] += 1
@@ -76,23 +78,50 @@ def kill_my_connection_then_write(request: HttpRequest) -> HttpResponse:
     """Loads the session, then the database connection dies before the save."""
     request.session["views"]  # loaded
     alias = get_store().alias  # type: ignore[attr-defined]
-    pid = connections[alias].connection.info.backend_pid
     db = connections[alias].settings_dict
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
-    ) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    if connections[alias].vendor == "mysql":
+        import MySQLdb
+
+        thread_id = connections[alias].connection.thread_id()
+        admin = MySQLdb.connect(
+            host=db["HOST"], port=int(db["PORT"]), user=db["USER"], password=db["PASSWORD"]
+        )
+        try:
+            admin.cursor().execute("KILL CONNECTION %s", [thread_id])
+        finally:
+            admin.close()
+    else:
+        pid = connections[alias].connection.info.backend_pid
+        with psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
+        ) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
     request.session["views"] = 1000
     return HttpResponse("written?")
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-def test_a_postgresql_connection_killed_mid_request(
-    pg_alias: str, caplog: pytest.LogCaptureFixture, fresh_outage_log: None
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(
+            "pg", marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+        ),
+        pytest.param(
+            "mysql", marks=pytest.mark.django_db(transaction=True, databases=["default", "mysql"])
+        ),
+    ],
+    ids=["postgresql", "mysql"],
+)
+def test_a_database_connection_killed_mid_request(
+    server: str,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    fresh_outage_log: None,
 ) -> None:
+    alias = request.getfixturevalue(f"{server}_alias")
     urls.urlpatterns.append(path("kill/", kill_my_connection_then_write))
     try:
-        with override_settings(SESSIONKIT={"STORE": {"LOCATION": pg_alias}}):
+        with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
             client = Client()
             client.get("/count/")
             client.get("/count/")
@@ -102,7 +131,7 @@ def test_a_postgresql_connection_killed_mid_request(
             assert "unavailable" in caplog.text
             # Django drops a broken connection at the end of the request; the test client
             # does not, so do it here as a server would.
-            connections[pg_alias].close()
+            connections[alias].close()
             assert client.get("/count/").json() == {"views": 3}  # the failed write left no trace
     finally:
         urls.urlpatterns.pop()

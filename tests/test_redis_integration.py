@@ -13,8 +13,10 @@ import redis
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client, override_settings
 
-from django_sessionkit.stores import get_store, redis_client
-from django_sessionkit.stores.redis import INDEX, SAVE, TOUCH, RedisStore
+from django_sessionkit.stores import get_store
+from django_sessionkit.stores.redis import RedisStore
+from django_sessionkit.stores.redis import connection as redis_client
+from django_sessionkit.stores.redis.scripts import INDEX, SAVE, TOUCH
 from tests.redis_fixtures import delete_prefix, new_prefix, store_config
 from tests.redis_servers import Cluster, Standalone
 

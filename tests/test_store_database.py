@@ -1,4 +1,4 @@
-"""The store contract on DatabaseStore, over SQLite and over PostgreSQL."""
+"""The store contract on DatabaseStore, over SQLite, PostgreSQL and MariaDB (or MySQL)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ class TestDatabaseStoreOnPostgreSQL(StoreContract):
     def store(self, pg_alias: str) -> Iterator[DatabaseStore]:
         assert connections[pg_alias].vendor == "postgresql"
         yield DatabaseStore(pg_alias)
+
+
+@pytest.mark.django_db(databases=["default", "mysql"])
+class TestDatabaseStoreOnMySQL(StoreContract):
+    @pytest.fixture
+    def store(self, mysql_alias: str) -> Iterator[DatabaseStore]:
+        assert connections[mysql_alias].vendor == "mysql"
+        yield DatabaseStore(mysql_alias)
 
 
 def test_check_rejects_unknown_alias_and_options() -> None:

@@ -154,8 +154,9 @@ class RedisContractExtras(StoreContract):
         ghost = new_key()
         far = str(int((timezone.now() + timedelta(hours=1)).timestamp() * 1_000_000))
         raw = redis_client_of(store)
-        raw.zadd(store.exp_index, {ghost: far})
-        raw.zadd(store.seen_index, {ghost: "-" + far})
+        base = store.shards.base_of(ghost)
+        raw.zadd(base + "exp", {ghost: far})
+        raw.zadd(base + "seen", {ghost: "-" + far})
         assert store.count() == 2  # until something meets it
         assert [k for k, _ in store.list()] == [key]
         assert store.count() == 1
@@ -238,9 +239,10 @@ class RedisContractExtras(StoreContract):
         saved.ip = "10.0.0.3"  # the old address's sets go when it has no session left
         saved = store.save(key, saved, changes=Changes())
         names = index_keys(store)
-        assert f"{store.index_base}ip:4{bytes([10, 0, 0, 3]).hex()}:i" in names
+        assert f"{store.shards.base_of(key)}ip:4{bytes([10, 0, 0, 3]).hex()}:i" in names
         assert not any(bytes([10, 0, 0, 2]).hex() in name for name in names)
-        assert list(store.purge_expired(batch_size=2)) == [2, 1]
+        batches = list(store.purge_expired(batch_size=2))  # per shard, at most 2 each
+        assert sum(batches) == 3 and all(1 <= n <= 2 for n in batches), batches
         assert all(store.load(k) is None for k in expired)
         store.delete(other)
         store.delete_for_user("8")
@@ -250,7 +252,7 @@ class RedisContractExtras(StoreContract):
         self, store: RedisStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         items = self.fill(store)
-        monkeypatch.setattr("django_sessionkit.stores.redis.WALK_LIMIT", 2)
+        monkeypatch.setattr("django_sessionkit.stores.redis.listing.WALK_LIMIT", 2)
         for filters in FILTERS:
             if "ip" in filters:
                 assert walk(store, 1, **filters) == reference(items, **filters), filters
@@ -437,8 +439,13 @@ def test_round_trips_per_operation(
 
         commands, sends = trips.measure(setup, lambda: store.delete(key))
         check(sends)
+        bases = store._bases()  # every index shard, in one pipelined round trip
+        assert len(bases) >= store.shards.count == 16
         commands, sends = trips.measure(setup, store.count)
-        assert commands == Counter({"zcount": 1}) and sum(sends.values()) == 1, commands
+        assert commands == Counter({"zcount": len(bases)}), commands
+        check(sends)
+        if mode == "standalone":
+            assert sum(sends.values()) == 1
     finally:
         store.close()
         delete_prefix(setup, store.prefix)
@@ -633,15 +640,16 @@ def test_describe_hides_passwords() -> None:
 
 def redis_client_of(store: RedisStore) -> Any:
     """A plain sync client on the store's own pools (the master / the cluster)."""
-    from django_sessionkit.stores import redis_client
+    from django_sessionkit.stores.redis import connection as redis_client
 
     return redis_client.build_sync(store.config)
 
 
 def index_keys(store: RedisStore) -> list[str]:
-    """The keys of the store's indexes (``P{idx}:…``) that hold anything, sorted."""
+    """The keys of the store's indexes (``P{idx:…}:…``, every shard) that hold anything."""
     raw = redis_client_of(store)
-    return sorted({_text(k) for k in raw.scan_iter(match=store.index_base + "*", count=1000)})
+    pattern = store.prefix + "{idx*"
+    return sorted({_text(k) for k in raw.scan_iter(match=pattern, count=1000)})
 
 
 def dump_prefix(setup: Setup, prefix: str) -> list[str]:

@@ -75,10 +75,13 @@ def test_sessions_work_and_expire_when_they_should(
     params=[
         "default",
         pytest.param("pg", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
     ]
 )
 def database_store(request: pytest.FixtureRequest) -> Iterator[DatabaseStore]:
-    alias = request.getfixturevalue("pg_alias") if request.param == "pg" else request.param
+    alias = request.param
+    if alias != "default":
+        alias = request.getfixturevalue(f"{alias}_alias")
     with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
         store = get_store()
         assert isinstance(store, DatabaseStore)

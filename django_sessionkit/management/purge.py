@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django_sessionkit.stores.base import Store
 
@@ -43,9 +43,29 @@ def purge(
     clock: Callable[[], float] = time.monotonic,
 ) -> PurgeResult:
     """Remove expired sessions batch by batch; ``progress`` is called after each batch."""
+    return in_batches(
+        store.purge_expired(batch_size),
+        batch_size=batch_size,
+        sleep=sleep,
+        max_seconds=max_seconds,
+        progress=progress,
+        clock=clock,
+    )
+
+
+def in_batches(
+    batches: Iterator[int],
+    *,
+    batch_size: int,
+    sleep: float = 0.0,
+    max_seconds: float | None = None,
+    progress: Callable[[PurgeResult], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PurgeResult:
+    """Run a store's batches (each yields how many sessions it handled), sleeping between
+    them and stopping before one that would overrun ``max_seconds``."""
     result = PurgeResult()
     started = clock()
-    batches = store.purge_expired(batch_size)
     try:
         for removed in batches:
             result.removed += removed

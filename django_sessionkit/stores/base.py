@@ -473,6 +473,11 @@ class Store:
         """Expired sessions still held (for a purge's dry run), or ``None`` if unknown."""
         return None
 
+    def reindex(self, batch_size: int = 500) -> Iterator[int]:
+        """Move what an earlier release indexed into this release's layout, a batch at a
+        time, yielding how many sessions each batch moved. Nothing to do by default."""
+        return iter(())
+
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         """Remove expired records in batches, yielding how many each batch removed."""
         raise NotImplementedError

@@ -346,7 +346,9 @@ class DatabaseStore(Store):
                 " give whole non-zero groups (2001:db8::/32), an address, or use PostgreSQL"
             )
         prefix = ":".join(format(int(group, 16), "x") for group in fixed) + ":"
-        return Q(ip__gte=prefix, ip__lt=prefix[:-1] + ";")  # ";" follows ":"
+        # "g" follows every character of an address's text (hex digits, ":" and ".") byte by
+        # byte and in MySQL's Unicode collations, where ";" sorts before ":".
+        return Q(ip__gte=prefix, ip__lt=prefix + "g")
 
     def _live(self, user_id: str | None) -> QuerySet[Session]:
         rows: QuerySet[Session] = self._rows.filter(expires_at__gt=timezone.now())

@@ -64,7 +64,6 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import NoScriptError, RedisError
 
 from django_sessionkit.conf import sessionkit_settings as conf
-from django_sessionkit.stores import redis_client
 from django_sessionkit.stores.base import (
     EPOCH,
     Changes,
@@ -81,6 +80,7 @@ from django_sessionkit.stores.base import (
     guarded,
     matches,
 )
+from django_sessionkit.stores.redis import connection as redis_client
 
 logger = logging.getLogger("django_sessionkit")
 

@@ -1,0 +1,156 @@
+"""The Redis store's key layout, and how a record is laid out in its hash.
+
+``P`` is the prefix (``OPTIONS["PREFIX"]``), ``K`` a session's store key (the SHA-256 hex of
+its id):
+
+* ``Ps:K`` — a hash: ``v`` version, ``e`` expires, ``c`` created, ``l`` last seen
+  (microseconds since the epoch), ``u`` user id, ``ip``, ``ua``, ``t`` the tokens of the
+  last saves (a replayed save is not applied twice), and one field ``d:NAME`` per session
+  key holding that value's JSON. TTL = the session's expiry.
+* ``P{idx}:exp`` / ``P{idx}:seen`` — sorted sets of every session, scored by expiry and by
+  minus last-seen: count in O(log n), pages in O(log n + page).
+* ``P{idx}:seen:i`` / ``P{idx}:seen:a`` — the signed-in and the anonymous sessions, scored
+  like ``seen``; ``P{idx}:ip:A:i`` / ``P{idx}:ip:A:a`` — the same, from address code ``A``
+  (:func:`ip_code`); ``P{idx}:ips`` — the codes of the addresses with sessions, all scored 0,
+  so that a network is a ``ZRANGEBYLEX`` range; ``P{idx}:where`` — a hash, session key →
+  who and address code, which tells a touch, a delete or a prune where a session is indexed.
+* ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
+  checked against the record when read, and swept by ``purge_expired``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import ipaddress
+import itertools
+import json
+import zlib
+from datetime import datetime, timezone
+from typing import Any
+
+from redis.crc import key_slot
+
+from django_sessionkit.stores.base import Cursor, SessionRecord, to_us
+
+#: The prefix of the hash fields that hold the session's data.
+DATA = "d:"
+
+
+def ms_ceiling(moment: datetime) -> int:
+    return -(-to_us(moment) // 1000)
+
+
+def now_us() -> int:
+    return to_us(datetime.now(timezone.utc))
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def meta_fields(record: SessionRecord) -> builtins.list[tuple[str, str | None]]:
+    """A record's metadata fields as the hash keeps them; ``None``: the field is absent."""
+    return [
+        ("e", str(to_us(record.expires_at))),
+        ("c", str(to_us(record.created_at))),
+        ("l", str(to_us(record.last_seen))),
+        ("ua", record.user_agent or ""),
+        ("u", None if record.user_id is None else str(record.user_id)),
+        ("ip", None if record.ip is None else str(record.ip)),
+    ]
+
+
+def counted_pairs(pairs: builtins.list[tuple[str, str]]) -> builtins.list[str]:
+    out: builtins.list[str] = [str(len(pairs))]
+    for name, value in pairs:
+        out += [name, value]
+    return out
+
+
+def counted_names(names: builtins.list[str]) -> builtins.list[str]:
+    return [str(len(names)), *names]
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_code(ip: str | None) -> str:
+    """An address as the indexes order it: ``4`` or ``6`` and its bytes in hex; ``-`` for none.
+
+    Codes of one family have one length, so their lexical order is the numeric one and a
+    network is the range from its first to its last address.
+    """
+    if not ip:
+        return "-"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "-"
+    return f"{address.version}{address.packed.hex()}"
+
+
+def where(user_id: str | None, ip: str | None) -> str:
+    """Which of the who- and per-address sets a session belongs in (see ``INDEX_LIB``)."""
+    return ("a" if user_id is None else "i") + ip_code(ip)
+
+
+def cursor_args(after: Cursor | None) -> tuple[str, str]:
+    """The PAGE script's cursor arguments (score is minus last seen, as in the seen sets)."""
+    return ("", "") if after is None else (str(-to_us(after.last_seen)), after.key)
+
+
+# --- index shards -----------------------------------------------------------------
+
+#: Hash-tag slots of a Redis Cluster.
+SLOTS = 16384
+#: The hash tag of the one index of releases up to 0.2 (and of ``INDEX_SHARDS = 1``).
+SINGLE_TAG = "idx"
+
+
+@functools.lru_cache(maxsize=64)
+def shard_tags(count: int) -> tuple[str, ...]:
+    """The hash tags of ``count`` index shards.
+
+    Each tag is chosen so that its Cluster slot lies near the middle of the n-th of
+    ``count`` equal slot ranges: a Cluster's masters hold contiguous, equal slot ranges
+    (``redis-cli --cluster create``), so the shards spread over 3, 4, 6, 8 or 12 masters
+    within one shard of even. One shard is the single ``{idx}`` index of earlier releases.
+    """
+    if count == 1:
+        return (SINGLE_TAG,)
+    width = SLOTS / count
+    tags = []
+    for n in range(count):
+        target, tolerance = (n + 0.5) * width, max(1.0, width / 8)
+        for candidate in itertools.count():
+            tag = f"idx:{n}:{candidate}"
+            if abs(key_slot(tag.encode()) - target) <= tolerance:
+                break
+        tags.append(tag)
+    return tuple(tags)
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard a session's index entries live in, fixed by its store key."""
+    return zlib.crc32(key.encode()) % count
+
+
+class Shards:
+    """The index bases (``P{tag}:``) of one store: ``count`` shards, and the single index of
+    earlier releases (``P{idx}:``) while sessions indexed there are moved out of it."""
+
+    def __init__(self, prefix: str, count: int) -> None:
+        self.count = count
+        self.bases = tuple(f"{prefix}{{{tag}}}:" for tag in shard_tags(count))
+        self.single = f"{prefix}{{{SINGLE_TAG}}}:"
+        #: The earlier single index, when it is not one of the shards (INDEX_SHARDS > 1).
+        self.legacy = self.single if count > 1 else None
+
+    def base_of(self, key: str) -> str:
+        return self.bases[shard_of(key, self.count)] if self.count > 1 else self.bases[0]
+
+    def group(self, keys: builtins.list[str]) -> dict[str, builtins.list[str]]:
+        """``keys`` by the base of their shard."""
+        grouped: dict[str, builtins.list[str]] = {}
+        for key in keys:
+            grouped.setdefault(self.base_of(key), []).append(key)
+        return grouped
