@@ -250,7 +250,7 @@ def _check_store(raw: Mapping[str, Any]) -> list[CheckMessage]:
     return problems
 
 
-#: The LOCATION forms the Redis stores accept, per mode (see stores/redis_client.py).
+#: The LOCATION forms the Redis stores accept, per mode (see stores/redis/connection.py).
 REDIS_LOCATION_FORMS = {
     "standalone": "redis://[[user]:password@]host[:port][/db], rediss://… (the same over TLS) "
     "or unix:///path/to/redis.sock[?db=N]",
@@ -267,9 +267,9 @@ def _check_redis_location(
     """E029 for each LOCATION URL of a Redis store that redis-py would refuse or read
     differently (``redis:/host``, ``redis://h/abc``, an unknown scheme, …), and the store's
     own messages about those URLs, which these replace."""
-    from django_sessionkit.stores import redis_client
     from django_sessionkit.stores.express import ExpressRedisStore
     from django_sessionkit.stores.redis import RedisStore
+    from django_sessionkit.stores.redis import connection as redis_client
 
     if not issubclass(backend, (RedisStore, ExpressRedisStore)):
         return [], set()
@@ -307,7 +307,7 @@ def _redis_url_problem(url: str, mode: str) -> str | None:
     """What is wrong with one LOCATION URL of a Redis store, or None."""
     import redis.connection
 
-    from django_sessionkit.stores.redis_client import SCHEMES
+    from django_sessionkit.stores.redis.connection import SCHEMES
 
     scheme, colon, rest = url.partition(":")
     if colon and scheme.lower() in SCHEMES:
