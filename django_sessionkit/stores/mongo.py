@@ -75,6 +75,7 @@ from django_sessionkit.stores.mongo_client import (
     Steps,
     error_code,
     op,
+    single,
 )
 from django_sessionkit.stores.redis import ip_code
 
@@ -506,11 +507,11 @@ class MongoStore(MongoCollectionStore):
 
     def estimate_count(self) -> int | None:
         """The collection's document count from its metadata (expired ones included)."""
-        return int(self._drive(_one(op("estimated_document_count")), admin=True))
+        return int(self._drive(single(op("estimated_document_count")), admin=True))
 
     def count_expired(self) -> int | None:
         expired = {"expiresUs": {"$lte": _now_us()}}
-        return int(self._drive(_one(op("count_documents", expired)), admin=True))
+        return int(self._drive(single(op("count_documents", expired)), admin=True))
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         """Delete expired documents ``batch_size`` at a time (over the ``expiresUs``
@@ -568,8 +569,3 @@ class MongoStore(MongoCollectionStore):
 
     async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         return await self._adrive(self._delete_for_user_steps(user_id, keep), admin=True)
-
-
-def _one(step: Any) -> Steps[Any]:
-    """Steps of a single command, answering with its result."""
-    return (yield step)

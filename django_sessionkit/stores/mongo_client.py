@@ -370,6 +370,12 @@ def op(method: str, *args: Any, **kwargs: Any) -> Op:
 
 Steps = Generator[Op, Any, T]
 
+
+def single(step: Op) -> Steps[Any]:
+    """The steps of one command, answering with its result."""
+    return (yield step)
+
+
 #: How often, at most, pymongo checks a server it lost (its minimum heartbeat interval).
 RECHECK = 0.5
 
