@@ -31,7 +31,7 @@ from django_sessionkit.conf import (
 
 OUR_ENGINE = "django_sessionkit.engine"
 EXPRESS_STORE = "django_sessionkit.stores.express.ExpressRedisStore"
-EXPRESS_MONGO_STORE = "django_sessionkit.stores.express_mongo.ExpressMongoStore"
+EXPRESS_MONGO_STORE = "django_sessionkit.stores.mongo.ExpressMongoStore"
 OUR_MIDDLEWARE = "django_sessionkit.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 

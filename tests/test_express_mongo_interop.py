@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import Changes, Store, UpdateError
-from django_sessionkit.stores.express_mongo import ExpressMongoStore, stored_expiry
+from django_sessionkit.stores.mongo import ExpressMongoStore
+from django_sessionkit.stores.mongo.express import stored_expiry
 from tests.express_peer import ExpressApp, start_app
 from tests.mongo_fixtures import DATABASE, MongoServer, drop_collection, new_collection
 from tests.store_contract import StoreContract, close_to
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 NEW = "s3cret-new"
 DAY = 86400
-BACKEND = "django_sessionkit.stores.express_mongo.ExpressMongoStore"
+BACKEND = "django_sessionkit.stores.mongo.ExpressMongoStore"
 
 
 class MongoPeer:

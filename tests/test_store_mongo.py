@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -16,7 +18,8 @@ import pytest
 from django.utils import timezone as dj_timezone
 
 from django_sessionkit.stores.base import Changes, CreateError, StoreUnavailable
-from django_sessionkit.stores.mongo import MongoStore, field_name, key_name, order_key
+from django_sessionkit.stores.mongo import MongoStore
+from django_sessionkit.stores.mongo.layout import field_name, key_name, order_key
 from tests.mongo_fixtures import (
     DATABASE,
     EXTERNAL_URL,
@@ -423,3 +426,21 @@ def test_order_key_sorts_most_recent_first_then_by_key() -> None:
         order_key(now + timedelta(days=1), "z"),
     ]
     assert sorted(keys) == [keys[3], keys[1], keys[0], keys[2]]
+
+
+def test_without_pymongo_the_check_names_the_extra() -> None:
+    """A fresh process in which pymongo cannot be imported: E017 says what to install."""
+    script = (
+        "import sys; sys.modules['pymongo'] = None\n"
+        "import django; from django.conf import settings\n"
+        "settings.configure(INSTALLED_APPS=['django_sessionkit'], SESSIONKIT={'STORE': "
+        "{'BACKEND': 'django_sessionkit.stores.mongo.MongoStore', 'LOCATION': 'mongodb://h'}})\n"
+        "django.setup()\n"
+        "from django_sessionkit.checks import check_settings\n"
+        "print([(m.id, m.msg) for m in check_settings()])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "sessionkit.E017" in result.stdout
+    assert "pip install 'django-sessionkit[mongo]'" in result.stdout

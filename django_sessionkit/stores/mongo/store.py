@@ -9,7 +9,7 @@ Configured like the other stores (``pip install 'django-sessionkit[mongo]'``)::
     }}
 
 It runs on pymongo: ``MongoClient`` for the sync API, ``AsyncMongoClient`` for the async
-one (no thread hop). The options are in :mod:`.mongo_client` and in docs/stores-mongodb.md.
+one (no thread hop). The options are in :mod:`.connection` and in docs/stores-mongodb.md.
 
 A document (``K`` is the SHA-256 hex of the session id; times are whole microseconds
 since 1970, as integers)::
@@ -44,11 +44,9 @@ reads the document and writes again, conditional on its version.
 from __future__ import annotations
 
 import builtins
-import json
 import logging
-import math
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -67,9 +65,8 @@ from django_sessionkit.stores.base import (
     as_network,
     from_us,
     to_us,
-    utcnow,
 )
-from django_sessionkit.stores.mongo_client import (
+from django_sessionkit.stores.mongo.collection import (
     DUPLICATE_KEY,
     MongoCollectionStore,
     Steps,
@@ -77,103 +74,25 @@ from django_sessionkit.stores.mongo_client import (
     op,
     single,
 )
+from django_sessionkit.stores.mongo.layout import (
+    DELETE_BATCH,
+    INC_REFUSED,
+    MAX_SAVE_ATTEMPTS,
+    PROJECTION,
+    RECENT_TOKENS,
+    decoded,
+    encode_value,
+    encoded,
+    field_name,
+    metadata,
+    now_us,
+    order_key,
+)
 from django_sessionkit.stores.redis import ip_code
 
 logger = logging.getLogger("django_sessionkit")
 
-__all__ = ["MongoStore", "field_name", "key_name"]
-
-#: Tokens of its last saves a session remembers (see the module docstring).
-RECENT_TOKENS = 8
-#: Sessions ``delete_all`` ends per batch.
-DELETE_BATCH = 500
-#: Attempts of the read-then-write save (each lost to a concurrent writer).
-MAX_SAVE_ATTEMPTS = 20
-#: Server errors of a ``$inc`` on a value that is not a number (TypeMismatch) or that
-#: would overflow 64 bits (BadValue): the save then adds the numbers itself.
-INC_REFUSED = frozenset({2, 14})
-
-_ORDER_BASE = 1 << 63
-_INT64 = range(-(1 << 63), 1 << 63)
-_ESCAPES = str.maketrans({"%": "%25", ".": "%2E", "$": "%24", "\0": "%00"})
-
-#: What a load reads (the rest is bookkeeping).
-_PROJECTION = {"tokens": 0, "order": 0, "expires": 0}
-
-
-def field_name(name: str) -> str:
-    """The field of ``data`` that holds session key ``name``."""
-    return name.translate(_ESCAPES) if name else "%"
-
-
-def key_name(field: str) -> str:
-    """The session key a field of ``data`` holds (undoes :func:`field_name`)."""
-    if "%" not in field:
-        return field
-    if field == "%":
-        return ""
-    parts = field.split("%")
-    return parts[0] + "".join(chr(int(part[:2], 16)) + part[2:] for part in parts[1:])
-
-
-def encode_value(value: Any) -> Any:
-    """A number as itself (64-bit integers, finite floats), anything else as JSON text."""
-    if isinstance(value, bool):
-        return _json(value)
-    if (isinstance(value, int) and value in _INT64) or (
-        isinstance(value, float) and math.isfinite(value)
-    ):
-        return value
-    return _json(value)
-
-
-def decode_value(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise CorruptSession(f"a value is not JSON: {exc}") from exc
-    return value
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def order_key(last_seen: datetime, key: str) -> str:
-    """The ``order`` field: most recently seen first, then by key."""
-    inverted = min(max(_ORDER_BASE - to_us(last_seen), 0), (1 << 64) - 1)
-    return f"{inverted:016x}{key}"
-
-
-def _now_us() -> int:
-    return to_us(utcnow())
-
-
-def _metadata(key: str, record: SessionRecord) -> dict[str, Any]:
-    """The fields a save or a create writes besides ``data`` and the version."""
-    ip = None if record.ip is None else str(record.ip)
-    return {
-        "user": None if record.user_id is None else str(record.user_id),
-        "signedIn": record.user_id is not None,
-        "ip": ip,
-        "ipKey": ip_code(ip),
-        "userAgent": record.user_agent or "",
-        "lastSeenUs": to_us(record.last_seen),
-        "expiresUs": to_us(record.expires_at),
-        "expires": from_us(to_us(record.expires_at)),
-        "order": order_key(record.last_seen, key),
-    }
-
-
-def _encoded(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {field_name(name): encode_value(value) for name, value in data.items()}
-
-
-def _decoded(fields: Any) -> dict[str, Any]:
-    if not isinstance(fields, Mapping):
-        raise CorruptSession(f"data is a {type(fields).__name__}, not a document")
-    return {key_name(field): decode_value(value) for field, value in fields.items()}
+__all__ = ["MongoStore"]
 
 
 class MongoStore(MongoCollectionStore):
@@ -198,7 +117,7 @@ class MongoStore(MongoCollectionStore):
             return None
         try:
             return SessionRecord(
-                data=_decoded(document.get("data", {})),
+                data=decoded(document.get("data", {})),
                 expires_at=from_us(int(document["expiresUs"])),
                 created_at=from_us(int(document["createdUs"])),
                 last_seen=from_us(int(document["lastSeenUs"])),
@@ -222,12 +141,12 @@ class MongoStore(MongoCollectionStore):
 
     @staticmethod
     def _live(**conditions: Any) -> dict[str, Any]:
-        return {**conditions, "expiresUs": {"$gt": _now_us()}}
+        return {**conditions, "expiresUs": {"$gt": now_us()}}
 
     # --- the steps of each operation (run sync or async) ----------------------------
 
     def _load_steps(self, key: str) -> Steps[SessionRecord | None]:
-        document = yield op("find_one", self._live(_id=key), _PROJECTION)
+        document = yield op("find_one", self._live(_id=key), PROJECTION)
         return self._record(document)
 
     def _exists_steps(self, key: str) -> Steps[bool]:
@@ -240,9 +159,9 @@ class MongoStore(MongoCollectionStore):
         token = secrets.token_urlsafe(9)
         if must_create:
             return (yield from self._create_steps(key, record, token))
-        update: dict[str, Any] = {"$set": _metadata(key, record)}
+        update: dict[str, Any] = {"$set": metadata(key, record)}
         if changes is None:  # the whole data, replaced
-            update["$set"]["data"] = _encoded(record.data)
+            update["$set"]["data"] = encoded(record.data)
         else:
             for name, value in changes.set.items():
                 update["$set"][f"data.{field_name(name)}"] = encode_value(value)
@@ -259,7 +178,7 @@ class MongoStore(MongoCollectionStore):
                 "find_one_and_update",
                 self._live(_id=key, tokens={"$nin": [token]}),
                 update,
-                _PROJECTION,
+                PROJECTION,
                 return_document=ReturnDocument.AFTER,
             )
         except OperationFailure as exc:
@@ -279,9 +198,9 @@ class MongoStore(MongoCollectionStore):
     def _create_steps(self, key: str, record: SessionRecord, token: str) -> Steps[SessionRecord]:
         document = {
             "_id": key,
-            "data": _encoded(record.data),
+            "data": encoded(record.data),
             "version": 1,
-            **_metadata(key, record),
+            **metadata(key, record),
             "createdUs": to_us(record.created_at),
             "tokens": [token],
         }
@@ -327,7 +246,7 @@ class MongoStore(MongoCollectionStore):
             if token in (document.get("tokens") or []):
                 return (yield from self._replayed_steps(key, token))
             try:
-                current = _decoded(document.get("data", {}))
+                current = decoded(document.get("data", {}))
             except CorruptSession:
                 current = {}
             totals = Changes(increments=changes.increments).apply(current)
@@ -337,7 +256,7 @@ class MongoStore(MongoCollectionStore):
                 "find_one_and_update",
                 {"_id": key, "version": document["version"], "tokens": {"$nin": [token]}},
                 update,
-                _PROJECTION,
+                PROJECTION,
                 return_document=ReturnDocument.AFTER,
             )
             if saved is not None and (merged := self._record(saved)) is not None:
@@ -403,13 +322,13 @@ class MongoStore(MongoCollectionStore):
         options: dict[str, Any] = {"sort": [("order", 1)], "limit": limit}
         if hint is not None:
             options["hint"] = hint
-        documents = yield op("find", query, _PROJECTION, **options)
+        documents = yield op("find", query, PROJECTION, **options)
         return self._items(documents)
 
     def _delete_all_steps(self, keep: str | None) -> Steps[int]:
         """Batches along ``_id``: every live session created before this started, but
         ``keep``; one created meanwhile is left alone."""
-        started = _now_us()
+        started = now_us()
         ended, last = 0, None
         while True:
             ids: dict[str, Any] = {} if last is None else {"$gt": last}
@@ -442,12 +361,12 @@ class MongoStore(MongoCollectionStore):
         query = self._live()
         if prefix:
             query["_id"] = {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
-        documents = yield op("find", query, _PROJECTION, sort=[("_id", 1)], limit=limit)
+        documents = yield op("find", query, PROJECTION, sort=[("_id", 1)], limit=limit)
         return self._items(documents)
 
     def _purge_batch_steps(self, batch_size: int) -> Steps[tuple[int, bool]]:
         """One batch: how many it removed, and whether more may follow."""
-        expired = {"expiresUs": {"$lte": _now_us()}}
+        expired = {"expiresUs": {"$lte": now_us()}}
         found = yield op("find", expired, {"_id": 1}, sort=[("expiresUs", 1)], limit=batch_size)
         keys = [document["_id"] for document in found]
         if not keys:
@@ -510,7 +429,7 @@ class MongoStore(MongoCollectionStore):
         return int(self._drive(single(op("estimated_document_count")), admin=True))
 
     def count_expired(self) -> int | None:
-        expired = {"expiresUs": {"$lte": _now_us()}}
+        expired = {"expiresUs": {"$lte": now_us()}}
         return int(self._drive(single(op("count_documents", expired)), admin=True))
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:

@@ -8,7 +8,7 @@ For ``SESSIONKIT["COMPAT"] = "express"``: a Django site and an Express app
         "NAME": "connect.sid",
         "SECRET": ["the Express app's secret"],
         "STORE": {
-            "BACKEND": "django_sessionkit.stores.express_mongo.ExpressMongoStore",
+            "BACKEND": "django_sessionkit.stores.mongo.ExpressMongoStore",
             "LOCATION": "mongodb://127.0.0.1:27017/myapp",   # connect-mongo's mongoUrl
             "OPTIONS": {"COLLECTION": "sessions"},            # its collectionName
         },
@@ -73,7 +73,7 @@ from django_sessionkit.stores.base import (
     utcnow,
 )
 from django_sessionkit.stores.express import COOKIE_KEY, ExpressLayout, parse_js_date
-from django_sessionkit.stores.mongo_client import (
+from django_sessionkit.stores.mongo.collection import (
     DUPLICATE_KEY,
     MongoCollectionStore,
     Steps,
