@@ -47,6 +47,10 @@ so a Django change made while an Express request is in flight can still be lost 
 connect-redis keeps no index: ``count``, ``list``, ``delete_for_user`` and
 ``find_by_prefix`` SCAN every key under the prefix — O(keyspace) in this mode. The
 async methods run the sync ones in a thread.
+
+:class:`ExpressLayout` holds what does not depend on Redis (the JSON, the listings over
+every session); :class:`~django_sessionkit.stores.mongo.ExpressMongoStore` builds
+connect-mongo's layout on it.
 """
 
 from __future__ import annotations
