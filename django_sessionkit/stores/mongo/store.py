@@ -243,8 +243,11 @@ class MongoStore(MongoCollectionStore):
             document = yield op("find_one", self._live(_id=key))
             if document is None:
                 raise UpdateError(f"session {key[:12]}… no longer exists")
-            if token in (document.get("tokens") or []):
-                return (yield from self._replayed_steps(key, token))
+            if token in (document.get("tokens") or []):  # applied already (a replayed copy)
+                replayed = self._record(document)
+                if replayed is None:
+                    raise UpdateError(f"session {key[:12]}… is unreadable")
+                return replayed
             try:
                 current = decoded(document.get("data", {}))
             except CorruptSession:
