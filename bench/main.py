@@ -496,6 +496,21 @@ def print_purge(result: dict[str, Any]) -> None:
         print(f"{key}: {result[key]}")
 
 
+def spread_part() -> list[dict[str, Any]]:
+    """How a Redis Cluster's masters share the work (bench/spread.py, its own process)."""
+    out = WORK / "spread.json"
+    env = {**os.environ, "BENCH_SPREAD_OUT": str(out)}
+    subprocess.run([str(VENV / "python"), "-m", "bench.spread"], cwd=ROOT, env=env, check=True)
+    rows: list[dict[str, Any]] = json.loads(out.read_text())
+    return rows
+
+
+def print_spread(rows: list[dict[str, Any]]) -> None:
+    from bench.spread import print_table
+
+    print_table(rows)
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -516,6 +531,7 @@ def main() -> int:
         "burst": (burst_part, print_burst),
         "admin": (admin_part, print_admin),
         "purge": (purge_part, print_purge),
+        "spread": (spread_part, print_spread),
     }
     for part in PARTS:
         t = time.monotonic()

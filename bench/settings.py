@@ -1,12 +1,15 @@
 """Settings of the benchmark app; ``BENCH_ENGINE`` picks the session engine.
 
 Engines: ``sk_sqlite``, ``sk_pg``, ``sk_redis`` (django-sessionkit on each store),
+``sk_express`` (django-sessionkit with ``COMPAT="express"`` on ``ExpressRedisStore``),
 ``db_sqlite``, ``db_pg`` (Django's ``db`` engine), ``cache_redis`` (Django's ``cache``
 engine on ``django.core.cache.backends.redis.RedisCache``), ``signed_cookies`` and
 ``none`` (no session middleware at all: the ceiling).
 
 ``BENCH_SQLITE`` (a file), ``BENCH_PG_DB`` (a database on 127.0.0.1:5432) and
 ``BENCH_REDIS_URL`` (a redis-server of the benchmark's own) say where things live.
+``BENCH_REDIS_PREFIX`` is the Redis stores' key prefix; ``BENCH_SOAK=1`` adds the fault
+runs' reporting middleware (``bench/soak_views.py``; ``bash bench/soak``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ ENGINES = (
     "sk_sqlite",
     "sk_pg",
     "sk_redis",
+    "sk_express",
     "db_sqlite",
     "db_pg",
     "cache_redis",
@@ -31,6 +35,8 @@ if ENGINE not in ENGINES:
 SQLITE_PATH = os.environ.get("BENCH_SQLITE", "/tmp/sessionkit-bench.sqlite3")
 PG_DB = os.environ.get("BENCH_PG_DB", "")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:7390")
+REDIS_PREFIX = os.environ.get("BENCH_REDIS_PREFIX", "bench:")
+SOAK = bool(os.environ.get("BENCH_SOAK"))
 
 SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdef"
 DEBUG = False
@@ -108,7 +114,14 @@ if ENGINE == "sk_redis":
     SESSIONKIT["STORE"] = {
         "BACKEND": "django_sessionkit.stores.redis.RedisStore",
         "LOCATION": f"{REDIS_URL}/0",
-        "OPTIONS": {"PREFIX": "bench:"},
+        "OPTIONS": {"PREFIX": REDIS_PREFIX},
+    }
+elif ENGINE == "sk_express":  # connect-redis's layout, database 4 (floor_redis has 3)
+    SESSIONKIT["COMPAT"] = "express"
+    SESSIONKIT["STORE"] = {
+        "BACKEND": "django_sessionkit.stores.express.ExpressRedisStore",
+        "LOCATION": f"{REDIS_URL}/4",
+        "OPTIONS": {"PREFIX": REDIS_PREFIX},
     }
 
 if ENGINE == "none":
@@ -125,6 +138,8 @@ else:
 # process_request in a worker thread, a cost of Django's that every engine paid and the
 # ceiling did not. login() does not need it.)
 MIDDLEWARE = [*SESSION_MIDDLEWARE]
+if SOAK:  # outside the session middleware: sees every response, the 503s included
+    MIDDLEWARE.insert(0, "bench.soak_views.report")
 if os.environ.get("BENCH_ADMIN"):  # the admin pages need the rest of the usual stack
     MIDDLEWARE += [
         "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -142,3 +157,5 @@ LOGGING = {
 # The benchmark keeps the middleware stack to the session alone (the admin gets the rest
 # under BENCH_ADMIN), and the ceiling has no session middleware at all.
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+if ENGINE == "sk_express":  # the warning that ids are stored raw in this mode (by design)
+    SILENCED_SYSTEM_CHECKS.append("sessionkit.W002")

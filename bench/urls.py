@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
-from bench import views
+from bench import soak_views, views
 
 urlpatterns = [
     path("untouched/", views.untouched),
@@ -18,4 +18,10 @@ if settings.MIDDLEWARE:  # views that need a session
         path("show/", views.show),
         path("prime/", views.prime),
         path("admin/", admin.site.urls),
+        # bash bench/soak (bench/soak_views.py)
+        path("soak/login/", soak_views.soak_login),
+        path("soak/incr/", soak_views.soak_incr),
+        path("soak/whoami/", soak_views.soak_whoami),
+        path("soak/logout/", soak_views.soak_logout),
+        path("soak/revoke/", soak_views.soak_revoke),
     ]

@@ -69,6 +69,10 @@ MAX_SEARCH_USERS = 20
 RESOLVE_SCAN_LIMIT = 5000
 #: Pages whose start the "Previous" link remembers.
 MAX_BACK = 20
+#: The longest user id a store keeps (``Session.user_id``); a longer one matches no session.
+MAX_USER_ID = 64
+#: Positions past this in ``?n=`` are taken for malformed (the list starts at the top).
+MAX_START = 10**12
 
 ACTIVE_WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 WHO_CHOICES = {"signed-in": "Signed in", "anonymous": "Anonymous"}
@@ -76,6 +80,10 @@ SIGNED_IN = {"": None, "signed-in": True, "anonymous": False}
 
 _IPV4_FRAGMENT = re.compile(r"^(?:[0-9]{1,3}\.){1,3}(?:[0-9]{1,3})?$")
 _IPV6_FRAGMENT = re.compile(r"^(?:[0-9a-fA-F]{1,4}:){1,7}$")
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: int() would take "١٢", " 7" and "1_0"
+#: Times links may carry (microseconds since 1970): up to the year 3000. Every real
+#: last-seen time is in between; anything else is taken for malformed.
+MAX_MOMENT = 32_503_680_000_000_000
 
 Item = tuple[str, SessionRecord]
 
@@ -130,11 +138,33 @@ def stamp(moment: datetime) -> str:
     return str(to_us(moment))
 
 
-def moment(text: str) -> datetime | None:
-    try:
-        return from_us(int(text))
-    except (ValueError, OverflowError):
+def number(text: str, maximum: int) -> int | None:
+    """``text`` as a whole number from 0 to ``maximum`` written in ASCII digits, or ``None``.
+
+    Every number the pages take from a query string or a form goes through here, so a
+    huge, negative or odd one is refused before it reaches a store or a database."""
+    if not _DIGITS.fullmatch(text):
         return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def moment(text: str) -> datetime | None:
+    """A time as :func:`stamp` writes it, or ``None`` when ``text`` is none."""
+    us = number(text, MAX_MOMENT)
+    return None if us is None else from_us(us)
+
+
+def is_user_id(text: str) -> bool:
+    """Whether ``text`` can be a user id as stores keep it. Any other text (too long, or
+    with control characters, which PostgreSQL refuses in a query) matches no session."""
+    return 0 < len(text) <= MAX_USER_ID and text.isprintable()
+
+
+def clean_text(text: str) -> str:
+    """Search text without the characters no username, email or address holds (NUL,
+    which PostgreSQL refuses in a query, and the other control characters)."""
+    return "".join(ch for ch in text if ch.isprintable())
 
 
 def _key_bound(ref: str, *, inclusive: bool) -> str:
@@ -167,10 +197,7 @@ class Query:
 
     @classmethod
     def from_request(cls, params: QueryDict) -> Query:
-        try:
-            start = max(0, int(params.get("n", "0")))
-        except ValueError:
-            start = 0
+        start = number(params.get("n", "0"), MAX_START) or 0
         who = params.get("who", "")
         active = params.get("active", "")
         after = params.get("after", "")
@@ -178,8 +205,9 @@ class Query:
         return cls(
             who=who if who in WHO_CHOICES else "",
             active=active if active in ACTIVE_WINDOWS else "",
-            user=params.get("user", "").strip()[:64],
-            q=params.get("q", "").strip()[:200],
+            # One past the longest id: kept too long, so that it matches nothing.
+            user=params.get("user", "").strip()[: MAX_USER_ID + 1],
+            q=clean_text(params.get("q", "")).strip()[:200],
             after=after if _parse_token(after) else "",
             start=start if after else 0,
             back=back if after else [],
@@ -291,7 +319,7 @@ def list_sessions(store: Store, query: Query, limit: int = PAGE_SIZE) -> Listing
     user_ids: list[str] | None = None
     too_many = False
     if query.user:
-        user_ids = [query.user]
+        user_ids = [query.user] if is_user_id(query.user) else []
     if query.q and network is None:
         found, too_many = _user_search(query.q)
         user_ids = found if user_ids is None else [u for u in user_ids if u in found]
@@ -444,13 +472,22 @@ class Row:
 
 
 def _users(ids: Iterable[str]) -> dict[str, Model]:
+    """The users with these ids (as stores keep them: ``str(pk)``), found in one query.
+
+    An id that is not one (``"x"``, ``"007"``, an integer past the primary key's column,
+    such as ``2**63``, which SQLite cannot even be asked about) finds no user."""
     User = get_user_model()
+    field = User._meta.pk
+    assert field is not None
     pks: dict[Any, str] = {}
     for user_id in set(ids):
         try:
-            pks[User._meta.pk.to_python(user_id)] = user_id
-        except (ValidationError, ValueError, TypeError):
+            pk = field.to_python(user_id)
+            field.run_validators(pk)  # an integer id: in the column's range
+        except (ValidationError, ValueError, TypeError, OverflowError):
             continue
+        if str(pk) == user_id:
+            pks[pk] = user_id
     found = User._default_manager.in_bulk(list(pks))
     return {pks[pk]: user for pk, user in found.items() if pk in pks}
 
@@ -561,7 +598,7 @@ def _hints(params: QueryDict) -> tuple[list[str], dict[str, datetime]]:
     """Where a session was on the page a link or form came from: its user (``u``,
     ``hint_users``), its last-seen time (``s`` with the ref in the URL, ``hint_seen``)."""
     users_text = ",".join(params.getlist("hint_users")) or params.get("u", "")
-    users = [u for u in users_text.split(",") if u][:50]
+    users = [u for u in users_text.split(",") if is_user_id(u)][:50]
     seen = {}
     for entry in ",".join(params.getlist("hint_seen")).split(",")[: PAGE_SIZE * 2]:
         ref, _, at = entry.partition(".")
@@ -630,8 +667,8 @@ def revoke(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         if not targets:
             messages.warning(request, "No live session selected (they may have ended already).")
             return HttpResponseRedirect(back)
-    elif action == "user" and not user_id:
-        messages.warning(request, "No user given.")
+    elif action == "user" and not is_user_id(user_id):
+        messages.warning(request, "No user given." if not user_id else "No user has that id.")
         return HttpResponseRedirect(back)
 
     if not confirmed:

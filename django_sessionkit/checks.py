@@ -22,6 +22,7 @@ from django_sessionkit.conf import (
     COMPAT_VALUES,
     COOKIE_KEYS,
     KEYS,
+    LIFETIME_KEYS,
     PRIORITY_VALUES,
     SAME_SITE_VALUES,
     STORE_KEYS,
@@ -39,6 +40,9 @@ DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 BOOL_KEYS = ("RESAVE", "ROLLING", "SAVE_UNINITIALIZED", "SIGNED")
+
+#: The session table's user_agent column (models.Session.user_agent).
+USER_AGENT_COLUMN = 1024
 
 
 def _error(id_: int, message: str, hint: str | None = None) -> Error:
@@ -291,7 +295,7 @@ def _check_redis_location(
         problem = _redis_url_problem(url, mode)
         if problem is None:
             continue
-        if (store_said := redis_client._url_problem(url, mode)) is not None:
+        if (store_said := redis_client.url_problem(url, mode)) is not None:
             replaced.add(store_said)
         shown = redis_client.hide_password(url)
         found.append(
@@ -393,6 +397,14 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 ">= 1, or None for no limit.",
             )
         )
+    if raw.get("MAX_DEPTH") is not None and not _is_count(raw["MAX_DEPTH"], 1):
+        problems.append(
+            _error(
+                30,
+                f"{_key('MAX_DEPTH')} is {raw['MAX_DEPTH']!r}; it must be a whole number of "
+                "levels >= 1 (lists and dicts inside one session value), or None for no limit.",
+            )
+        )
     for name, minimum in (("TRUSTED_PROXIES", 1), ("USER_AGENT_MAX_LENGTH", 0)):
         if name in raw and not _is_count(raw[name], minimum):
             problems.append(
@@ -400,6 +412,17 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                     24, f"{_key(name)} is {raw[name]!r}; it must be a whole number >= {minimum}."
                 )
             )
+    problems += _check_lifetimes(raw)
+    longest = raw.get("USER_AGENT_MAX_LENGTH")
+    if isinstance(longest, int) and longest > USER_AGENT_COLUMN:
+        problems.append(
+            _error(
+                24,
+                f"{_key('USER_AGENT_MAX_LENGTH')} is {longest!r}; it must be at most "
+                f"{USER_AGENT_COLUMN}, the length of the session table's user_agent column "
+                "(PostgreSQL and MySQL refuse a longer value).",
+            )
+        )
     sensitive = raw.get("ADMIN_SENSITIVE_KEYS")
     if sensitive is not None and not (
         isinstance(sensitive, (list, tuple)) and all(isinstance(s, str) and s for s in sensitive)
@@ -409,6 +432,60 @@ def _check_choices(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 25,
                 f"{_key('ADMIN_SENSITIVE_KEYS')} is {sensitive!r}; it must be a list of "
                 "non-empty strings (parts of key names to mask in the admin), or None.",
+            )
+        )
+    return problems
+
+
+def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    for name in LIFETIME_KEYS:
+        value = raw.get(name)
+        if value is not None and not _is_count(value, 1):
+            problems.append(
+                _error(
+                    31,
+                    f"{_key(name)} is {value!r}; it must be a whole number of seconds >= 1, "
+                    "or None for no limit.",
+                )
+            )
+    touch_after = raw.get("TOUCH_AFTER")
+    if touch_after is not None and not _is_count(touch_after, 0):
+        problems.append(
+            _error(
+                31,
+                f"{_key('TOUCH_AFTER')} is {touch_after!r}; it must be a whole number of "
+                "seconds >= 0 (0: touch on every request), or None.",
+            )
+        )
+    flag = raw.get("END_SESSIONS_ON_PASSWORD_CHANGE")
+    if flag is not None and not _is_bool(flag):
+        problems.append(
+            _error(
+                31,
+                f"{_key('END_SESSIONS_ON_PASSWORD_CHANGE')} is {flag!r}; it must be True or False.",
+            )
+        )
+    idle, absolute = raw.get("IDLE_TIMEOUT"), raw.get("ABSOLUTE_TIMEOUT")
+    idle = idle if _is_count(idle, 1) else None
+    absolute = absolute if _is_count(absolute, 1) else None
+    touch_after = touch_after if _is_count(touch_after, 1) else None
+    if idle is not None and touch_after is not None and touch_after >= idle:
+        problems.append(
+            Warning(
+                f"{_key('TOUCH_AFTER')} ({touch_after}) is not shorter than "
+                f"{_key('IDLE_TIMEOUT')} ({idle}): an active session could end as idle "
+                "between two touches.",
+                hint="Make TOUCH_AFTER a fraction of IDLE_TIMEOUT, or leave it unset.",
+                id="sessionkit.W004",
+            )
+        )
+    if idle is not None and absolute is not None and idle >= absolute:
+        problems.append(
+            Warning(
+                f"{_key('IDLE_TIMEOUT')} ({idle}) is not shorter than "
+                f"{_key('ABSOLUTE_TIMEOUT')} ({absolute}): it can never take effect.",
+                id="sessionkit.W005",
             )
         )
     return problems

@@ -41,9 +41,18 @@ KEYS: dict[str, str] = {
     "USER_AGENT_MAX_LENGTH": "(none)",
     "ADMIN_SENSITIVE_KEYS": "(none)",
     "MAX_SIZE": "(none)",
+    "MAX_DEPTH": "(none)",
     "EXPRESS_USER_LOADER": "(none)",
     "EXPRESS_USER_KEY": "(none)",
+    "IDLE_TIMEOUT": "(none)",
+    "ABSOLUTE_TIMEOUT": "(none)",
+    "ANONYMOUS_MAX_AGE": "(none)",
+    "TOUCH_AFTER": "touchAfter (connect-mongo)",
+    "END_SESSIONS_ON_PASSWORD_CHANGE": "(none)",
 }
+
+#: The lifetime keys: seconds (an int >= 1), or None for no limit.
+LIFETIME_KEYS = ("IDLE_TIMEOUT", "ABSOLUTE_TIMEOUT", "ANONYMOUS_MAX_AGE")
 
 #: Keys of SESSIONKIT["COOKIE"] and the express-session ``cookie.*`` option each mirrors.
 COOKIE_KEYS: dict[str, str] = {
@@ -61,6 +70,8 @@ STORE_KEYS = ("BACKEND", "LOCATION", "OPTIONS")
 
 #: Default for SESSIONKIT["MAX_SIZE"]: far above any sane session, well below what hurts a store.
 DEFAULT_MAX_SIZE = 256 * 1024
+#: Default for SESSIONKIT["MAX_DEPTH"]: levels of lists and dicts inside one session value.
+DEFAULT_MAX_DEPTH = 100
 
 SAME_SITE_VALUES = {"strict": "Strict", "lax": "Lax", "none": "None", "auto": "auto"}
 PRIORITY_VALUES = {"low": "Low", "medium": "Medium", "high": "High"}
@@ -265,6 +276,46 @@ class Settings:
     def MAX_SIZE(self) -> int | None:
         """Largest session data accepted at save time, in bytes of JSON (``None``: no limit)."""
         value = self._get("MAX_SIZE", DEFAULT_MAX_SIZE)
+        return None if value is None else int(value)
+
+    @setting
+    def IDLE_TIMEOUT(self) -> int | None:
+        """Seconds without a request after which a session ends (``None``: no limit)."""
+        value = self._get("IDLE_TIMEOUT", None)
+        return None if value is None else int(value)
+
+    @setting
+    def ABSOLUTE_TIMEOUT(self) -> int | None:
+        """Seconds after its start (creation, or the login that gave it its id) after which
+        a session ends, whatever its activity (``None``: no limit)."""
+        value = self._get("ABSOLUTE_TIMEOUT", None)
+        return None if value is None else int(value)
+
+    @setting
+    def ANONYMOUS_MAX_AGE(self) -> int | None:
+        """The longest lifetime of a session nobody is signed in to (``None``: MAX_AGE's)."""
+        value = self._get("ANONYMOUS_MAX_AGE", None)
+        return None if value is None else int(value)
+
+    @setting
+    def TOUCH_AFTER(self) -> int:
+        """An unchanged session is touched at most once per this many seconds (0: every
+        request, as express-session does). With IDLE_TIMEOUT and no explicit value, a tenth
+        of it (at most a minute), so that idle time is known to that precision."""
+        value = self._get("TOUCH_AFTER", None)
+        if value is not None:
+            return int(value)
+        idle = self.IDLE_TIMEOUT
+        return 0 if idle is None else max(1, min(60, idle // 10))
+
+    @setting
+    def END_SESSIONS_ON_PASSWORD_CHANGE(self) -> bool:
+        return bool(self._get("END_SESSIONS_ON_PASSWORD_CHANGE", True))
+
+    @setting
+    def MAX_DEPTH(self) -> int | None:
+        """Most levels of lists and dicts a saved value may nest (``None``: no limit)."""
+        value = self._get("MAX_DEPTH", DEFAULT_MAX_DEPTH)
         return None if value is None else int(value)
 
     @setting

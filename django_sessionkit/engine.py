@@ -62,7 +62,8 @@ IMPORTED_KEY = "_sessionkit_imported"
 
 
 class SessionDataError(TypeError):
-    """A value in the session cannot be stored (it is not JSON-serialisable)."""
+    """A value in the session cannot be stored: JSON cannot hold it, or it is nested deeper
+    than ``SESSIONKIT["MAX_DEPTH"]``; nothing was written."""
 
 
 class SessionTooLarge(ValueError):
@@ -74,18 +75,69 @@ def store_key(session_id: str) -> str:
     return session_id if conf.COMPAT == "express" else cookies.hash_id(session_id)
 
 
-def _dump(key: str, value: Any) -> str:
+_CONTAINERS = (dict, list, tuple)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest more than ``limit`` levels in ``value``.
+
+    Level by level, with no recursion: any depth is fine.
+    """
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    for _ in range(limit):
+        inside: list[Any] = []
+        for item in level:
+            inside.extend(item.values() if isinstance(item, dict) else item)
+        level = [item for item in inside if isinstance(item, _CONTAINERS)]
+        if not level:
+            return False
+    return bool(level)
+
+
+def _too_deep(key: str, value: Any, limit: int | None) -> SessionDataError:
+    if limit is not None and _deeper_than(value, limit):
+        why = f"more than {limit} levels deep, over SESSIONKIT['MAX_DEPTH'] = {limit}"
+    else:  # deeper than Python's JSON encoder goes (about 990 levels)
+        why = "too deep for JSON to encode"
+    return SessionDataError(
+        f"session key {key!r} holds a value whose lists and dicts are nested {why}; "
+        "nothing was saved: the stored copy is unchanged"
+    )
+
+
+def _dump(key: str, value: Any, max_depth: int | None = None, stored: str | None = None) -> str:
+    """``value`` as JSON. With ``max_depth``, a value nested deeper is refused, unless its
+    JSON is ``stored`` (unchanged since it was loaded)."""
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    except RecursionError:
+        raise _too_deep(key, value, max_depth) from None
     except (TypeError, ValueError) as exc:
         raise SessionDataError(
             f"session key {key!r} holds a {type(value).__name__}, which cannot be stored "
             f"as JSON ({exc}); store only str, int, float, bool, None, list and dict values"
         ) from exc
+    # Each level opens with "[" or "{": JSON with fewer of them needs no walk.
+    if (
+        max_depth is not None
+        and len(text) > 2 * max_depth
+        and text.count("[") + text.count("{") > max_depth
+        and text != stored
+        and _deeper_than(value, max_depth)
+    ):
+        raise _too_deep(key, value, max_depth)
+    return text
 
 
-def _snapshot(data: dict[str, Any]) -> dict[str, str]:
-    return {key: _dump(key, value) for key, value in data.items()}
+def _snapshot(
+    data: dict[str, Any], max_depth: int | None = None, stored: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Each key's JSON; with ``max_depth`` (a save), values changed since ``stored`` are
+    checked against it."""
+    if max_depth is None:
+        return {key: _dump(key, value) for key, value in data.items()}
+    stored = stored or {}
+    return {key: _dump(key, value, max_depth, stored.get(key)) for key, value in data.items()}
 
 
 def _check_size(snapshot: dict[str, str]) -> None:
@@ -130,6 +182,7 @@ class SessionStore(SessionBase):
         self._bound = False  # made by the middleware for a request: session_key is the id
         self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
+        self._ended: str | None = None  # a timed-out session's store key, deleted at the save
         self._session_key = session_key
 
     @classmethod
@@ -235,13 +288,42 @@ class SessionStore(SessionBase):
         return self.get_expire_at_browser_close()
 
     def _expires_at(self, now: datetime) -> datetime:
-        expiry = self._session.get("_session_expiry")
+        """When the session ends if nothing happens meanwhile: its expiry (``set_expiry``
+        or MAX_AGE), then no later than IDLE_TIMEOUT from now, ABSOLUTE_TIMEOUT from its
+        start, and ANONYMOUS_MAX_AGE from now while nobody is signed in to it."""
+        data = self._session
+        expiry = data.get("_session_expiry")
         if expiry == 0:
-            return now + timedelta(seconds=conf.STORE_AGE)
-        expires_at: datetime = self.get_expiry_date(modification=now, expiry=expiry)
-        if timezone.is_naive(expires_at):
-            expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
-        return expires_at
+            expires_at = now + timedelta(seconds=conf.STORE_AGE)
+        else:
+            expires_at = self.get_expiry_date(modification=now, expiry=expiry)
+            if timezone.is_naive(expires_at):
+                expires_at = timezone.make_aware(expires_at, timezone.get_current_timezone())
+        limits = [expires_at]
+        if (idle := conf.IDLE_TIMEOUT) is not None:
+            limits.append(now + timedelta(seconds=idle))
+        if (absolute := conf.ABSOLUTE_TIMEOUT) is not None:
+            limits.append(self._started(now) + timedelta(seconds=absolute))
+        if (anonymous := conf.ANONYMOUS_MAX_AGE) is not None and AUTH_USER_KEY not in data:
+            limits.append(now + timedelta(seconds=anonymous))
+        return min(limits)
+
+    def _started(self, now: datetime) -> datetime:
+        """When this session started: created, or given its id at the last login."""
+        record = self._record
+        return record.created_at if record is not None else (self._created_at or now)
+
+    def _timed_out(self, record: SessionRecord) -> str | None:
+        """Why a loaded record is over IDLE_TIMEOUT or ABSOLUTE_TIMEOUT (``None``: it is
+        not). Saves and touches keep the stored expiry within both, so the store drops such
+        sessions itself; this catches records saved before the limits were set or lowered."""
+        now = utcnow()
+        idle, absolute = conf.IDLE_TIMEOUT, conf.ABSOLUTE_TIMEOUT
+        if idle is not None and record.last_seen + timedelta(seconds=idle) <= now:
+            return "idle_timeout"
+        if absolute is not None and record.created_at + timedelta(seconds=absolute) <= now:
+            return "absolute_timeout"
+        return None
 
     # --- change tracking --------------------------------------------------
 
@@ -347,6 +429,9 @@ class SessionStore(SessionBase):
         self._increments = {}
         if self._legacy and record is not None and not record.data.get(IMPORTED_KEY):
             record = None  # an unsigned cookie never reaches a session that was not imported
+        if record is not None and self._timed_out(record):
+            self._ended = store_key(self._sid) if self._sid else None  # deleted at the save
+            record = None
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
             self._sid, self._record, self._snapshot = None, None, {}
@@ -403,7 +488,7 @@ class SessionStore(SessionBase):
             version=previous.version if previous else 0,
         )
         # Fails here, before any write, naming the key that cannot be stored or is too big.
-        snapshot = _snapshot(data)
+        snapshot = _snapshot(data, conf.MAX_DEPTH, self._snapshot)
         _check_size(snapshot)
         self._pending_snapshot = snapshot
         if must_create or self._is_new:
@@ -480,6 +565,18 @@ class SessionStore(SessionBase):
 
     # --- deleting and rotating ---------------------------------------------
 
+    def end_timed_out(self) -> None:
+        """Delete the stored record of a session that loaded past IDLE_TIMEOUT or
+        ABSOLUTE_TIMEOUT (the middleware calls this at the end of the request)."""
+        if ended := self._ended:
+            self._ended = None
+            self.store.delete(ended)
+
+    async def aend_timed_out(self) -> None:
+        if ended := self._ended:
+            self._ended = None
+            await self.store.adelete(ended)
+
     def _take_replaced(self) -> str | None:
         replaced, self._replaced = self._replaced, None
         return replaced
@@ -521,11 +618,15 @@ class SessionStore(SessionBase):
         await self.adelete()
         self._forget()
 
-    def _rotate(self) -> str | None:
-        """Give the session a new id; return the old store key if it must be deleted."""
+    def _rotate(self, *, restart: bool = False) -> str | None:
+        """Give the session a new id; return the old store key if it must be deleted.
+
+        ``restart``: the new id starts the session anew for ABSOLUTE_TIMEOUT (a login)."""
         old_key = None if self._sid is None or self._is_new else store_key(self._sid)
         previous = self._record
         self._created_at = previous.created_at if previous else self._created_at
+        if restart:
+            self._created_at = utcnow()
         self._record = None
         self._new_id()
         self.modified = True
@@ -533,7 +634,7 @@ class SessionStore(SessionBase):
             self._record = SessionRecord(
                 data=previous.data,
                 expires_at=previous.expires_at,
-                created_at=previous.created_at,
+                created_at=self._created_at or previous.created_at,
                 last_seen=previous.last_seen,
                 user_id=previous.user_id,
                 ip=previous.ip,
@@ -545,12 +646,12 @@ class SessionStore(SessionBase):
     def cycle_key(self) -> None:
         """New id, same data; the old id is dead at once (login does this)."""
         self._session  # noqa: B018  (load the data before the id changes)
-        if old_key := self._rotate():
+        if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
             self.store.delete(old_key)
 
     async def acycle_key(self) -> None:
         await self._aget_session()
-        if old_key := self._rotate():
+        if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
             await self.store.adelete(old_key)
 
     # --- express-session's Session API --------------------------------------

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -28,7 +29,7 @@ from django.utils.cache import patch_vary_headers
 from django_sessionkit import cookies
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.engine import IMPORTED_KEY, SessionStore
-from django_sessionkit.stores.base import StoreUnavailable
+from django_sessionkit.stores.base import StoreUnavailable, utcnow
 
 logger = logging.getLogger("django_sessionkit")
 
@@ -93,6 +94,14 @@ def unavailable_response(exc: StoreUnavailable) -> HttpResponse:
     )
     response["Retry-After"] = str(RETRY_AFTER)
     return response
+
+
+def _touched_lately(session: SessionStore) -> bool:
+    """Whether the session was saved or touched less than TOUCH_AFTER seconds ago."""
+    touch_after, record = conf.TOUCH_AFTER, session.record
+    if not touch_after or record is None:
+        return False
+    return record.last_seen > utcnow() - timedelta(seconds=touch_after)
 
 
 class SessionMiddleware(DjangoSessionMiddleware):
@@ -214,7 +223,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _Plan("save", set_cookie=conf.ROLLING or keeps_expiry)
         if conf.RESAVE:
             return _Plan("save", set_cookie=conf.ROLLING)
-        if conf.ROLLING:
+        if conf.ROLLING or conf.IDLE_TIMEOUT is not None:
+            if _touched_lately(session):  # TOUCH_AFTER: the stored expiry stays a while
+                return _Plan("none", set_cookie=conf.ROLLING)
             return _Plan("touch", set_cookie=True)
         return _Plan("none")
 
@@ -234,6 +245,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if plan.action == "load":
             session._get_session()
             plan = self._plan(request, response)
+        session.end_timed_out()
         if plan.action == "destroy":
             session.delete()
             cookies.delete_session_cookie(response)
@@ -258,6 +270,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if plan.action == "load":
             await session._aget_session()
             plan = self._plan(request, response)
+        await session.aend_timed_out()
         if plan.action == "destroy":
             await session.adelete()
             cookies.delete_session_cookie(response)

@@ -16,6 +16,7 @@ from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from django_sessionkit.admin_views import current_key, rows, session_ref
@@ -31,6 +32,7 @@ def _user_id(request: HttpRequest) -> str:
     return str(request.user.pk)
 
 
+@never_cache  # who signed in from where: never kept by a browser or a shared cache
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:

@@ -64,8 +64,15 @@ if REDIS_URL:
 elif MONGO_URL:
     SESSION_STORE = {"BACKEND": "django_sessionkit.stores.mongo.MongoStore", "LOCATION": MONGO_URL}
 
+
 # Every key, set to its default unless noted. The comment names the express-session option.
 # A key left out falls back to Django's SESSION_* setting named in its comment.
+def _seconds(name: str) -> int | None:
+    """A lifetime the demo takes from the environment (unset: no limit)."""
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 SESSIONKIT: dict[str, Any] = {
     # secret: a string, or a list whose first entry signs and all verify (secret rotation).
     # None: SECRET_KEY signs, SECRET_KEY + SECRET_KEY_FALLBACKS verify.
@@ -130,10 +137,27 @@ SESSIONKIT: dict[str, Any] = {
     # No express option: the largest session data a save accepts, in bytes of JSON;
     # a bigger one fails at save time, naming its largest keys. None: no limit.
     "MAX_SIZE": 256 * 1024,
+    # No express option: how many levels of lists and dicts one session value may nest;
+    # a deeper one fails at save time, naming its key. None: no limit of our own.
+    "MAX_DEPTH": 100,
     # No express option: with COMPAT="express", a callable (value, request) -> Django user that
     # signs in the user an Express login put at EXPRESS_USER_KEY (see docs/express-interop.md).
     "EXPRESS_USER_LOADER": None,
     "EXPRESS_USER_KEY": "user",
+    # No express option: a session ends after this many seconds without a request that
+    # uses it (sliding), and this many seconds after it started or its user signed in,
+    # whatever the activity. None: no limit. Try EXAMPLE_IDLE_TIMEOUT=20 (seconds).
+    "IDLE_TIMEOUT": _seconds("EXAMPLE_IDLE_TIMEOUT"),
+    "ABSOLUTE_TIMEOUT": _seconds("EXAMPLE_ABSOLUTE_TIMEOUT"),
+    # No express option: the longest life of a session nobody signed in to (bots and
+    # health checks otherwise fill the store). None: as long as MAX_AGE.
+    "ANONYMOUS_MAX_AGE": _seconds("EXAMPLE_ANONYMOUS_MAX_AGE"),
+    # touchAfter (connect-mongo): an unchanged session is touched at most once per this many
+    # seconds. None: with IDLE_TIMEOUT, a tenth of it (at most a minute); else every request.
+    "TOUCH_AFTER": None,
+    # No express option: a password change (update_session_auth_hash) ends the user's other
+    # sessions at once.
+    "END_SESSIONS_ON_PASSWORD_CHANGE": True,
 }
 
 ROOT_URLCONF = "example_project.urls"

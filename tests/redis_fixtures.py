@@ -146,8 +146,8 @@ def delete_prefix(setup: Standalone | Cluster | SentinelSetup, prefix: str) -> N
                 continue
 
 
-def _store(setup: Standalone | Cluster | SentinelSetup) -> Iterator[RedisStore]:
-    store = make_store(setup)
+def _store(setup: Standalone | Cluster | SentinelSetup, **options: Any) -> Iterator[RedisStore]:
+    store = make_store(setup, **options)
     yield store
     store.close()
     delete_prefix(setup, store.prefix)
@@ -161,6 +161,12 @@ def redis_store(redis_standalone: Standalone) -> Iterator[RedisStore]:
 @pytest.fixture
 def cluster_store(redis_cluster: Cluster) -> Iterator[RedisStore]:
     yield from _store(redis_cluster)
+
+
+@pytest.fixture
+def cluster_store_one_shard(redis_cluster: Cluster) -> Iterator[RedisStore]:
+    """A Cluster store with the single index of earlier releases (INDEX_SHARDS = 1)."""
+    yield from _store(redis_cluster, INDEX_SHARDS=1)
 
 
 @pytest.fixture

@@ -339,11 +339,15 @@ class Servers:
         return setup
 
     def cluster(
-        self, flavour: str = "redis", *, preferred: Sequence[int] = CLUSTER_PORTS
+        self,
+        flavour: str = "redis",
+        *,
+        preferred: Sequence[int] = CLUSTER_PORTS,
+        masters: int = 3,
     ) -> Cluster:
         executable = _server_binary(flavour)
         cli = _cli_binary(flavour)
-        ports = pick_ports(3, preferred, bus=True)
+        ports = pick_ports(masters, preferred, bus=True)
         servers = []
         for port in ports:
             args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]

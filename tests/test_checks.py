@@ -52,9 +52,12 @@ def test_a_valid_configuration_passes() -> None:
         "COMPAT": None,
         "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",
         "TRUSTED_PROXIES": 2,
+        "MAX_DEPTH": 1,
     }
     assert messages_for(config) == []
     assert messages_for({}) == []
+    assert messages_for({"MAX_DEPTH": None}) == []
+    assert messages_for({"MAX_DEPTH": 10_000}) == []
 
 
 @pytest.mark.parametrize(
@@ -116,6 +119,11 @@ def test_a_valid_configuration_passes() -> None:
         ),
         ({"TRUSTED_PROXIES": 0}, "sessionkit.E024", ["TRUSTED_PROXIES", ">= 1"]),
         ({"MAX_SIZE": 0}, "sessionkit.E026", ["MAX_SIZE", "bytes", "None"]),
+        ({"MAX_DEPTH": 0}, "sessionkit.E030", ["SESSIONKIT['MAX_DEPTH'] is 0", ">= 1", "None"]),
+        ({"MAX_DEPTH": -5}, "sessionkit.E030", ["MAX_DEPTH", "levels"]),
+        ({"MAX_DEPTH": True}, "sessionkit.E030", ["MAX_DEPTH", "is True"]),
+        ({"MAX_DEPTH": 2.5}, "sessionkit.E030", ["MAX_DEPTH", "is 2.5", "whole number"]),
+        ({"MAX_DEPTH": "100"}, "sessionkit.E030", ["MAX_DEPTH", "is '100'"]),
         ({"COMPAT": "express"}, "sessionkit.E027", ["COMPAT", "connect-redis"]),
         ({"COMPAT": "express"}, "sessionkit.W002", ["stored raw"]),
         (
@@ -346,3 +354,11 @@ def test_a_complete_install_serves() -> None:
     )
     assert started.returncode == 0, started.stderr
     assert "served" in started.stdout
+
+
+def test_a_user_agent_longer_than_its_column_is_refused() -> None:
+    with override_settings(SESSIONKIT={"USER_AGENT_MAX_LENGTH": 2048}):
+        errors = [e for e in sessionkit_checks() if e.id == "sessionkit.E024"]
+    assert errors and "at most 1024" in errors[0].msg
+    with override_settings(SESSIONKIT={"USER_AGENT_MAX_LENGTH": 1024}):
+        assert not [e for e in sessionkit_checks() if e.id == "sessionkit.E024"]

@@ -107,3 +107,69 @@ def test_a_locked_mariadb_table_gives_fast_503s_then_recovers(mysql_alias: str) 
         pytest.skip("SET STATEMENT (the per-statement limits) is MariaDB's; MySQL runs without")
     # MariaDB counts lock waits in whole seconds: 0.3 becomes 1 s, still under the 2 s asked.
     exercise(mysql_alias, mariadb_lock(mysql_alias), {"LOCK_TIMEOUT": 0.3})
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "mysql"])
+def test_a_value_mysql_refuses_is_an_error_not_an_outage(mysql_alias: str) -> None:
+    """An emoji in a utf8mb3 column is MySQL's OperationalError 1366: the value's fault, so
+    no 503 for everyone and no step towards opening the circuit."""
+    from django.db import OperationalError
+
+    from django_sessionkit.engine import SessionStore
+
+    connection = connections[mysql_alias]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {TABLE} MODIFY data LONGTEXT CHARACTER SET utf8mb3 NOT NULL")
+    try:
+        options = {"BREAKER_FAILURES": 1}
+        with override_settings(SESSIONKIT={"STORE": {"LOCATION": mysql_alias, "OPTIONS": options}}):
+            session = SessionStore()
+            session["face"] = "\N{GRINNING FACE}"
+            with pytest.raises(OperationalError):
+                session.save()
+            assert not get_store().breaker.is_open
+            fine = SessionStore()
+            fine["plain"] = "text"
+            fine.save()  # the store still answers
+            assert SessionStore(fine.session_key)["plain"] == "text"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"ALTER TABLE {TABLE} MODIFY data LONGTEXT CHARACTER SET utf8mb4 NOT NULL"
+            )
+
+
+def admin_side_calls_give_up(alias: str, lock: object) -> None:
+    from django_sessionkit.stores.base import StoreUnavailable
+
+    options = {"LOCK_TIMEOUT": 0.3, "BREAKER_COOL_DOWN": 0}
+    with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias, "OPTIONS": options}}):
+        store = get_store()
+        browser = Client()
+        assert browser.get("/incr/").json() == {"views": 1}
+        calls = {
+            "list": lambda: store.list(limit=10),
+            "list by user": lambda: store.list(user_id="9"),
+            "count": store.count,
+            "delete_for_user": lambda: store.delete_for_user("9"),
+            "delete_all": store.delete_all,
+        }
+        with lock:  # type: ignore[attr-defined]
+            for name, call in calls.items():
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    call()
+                waited = time.monotonic() - started
+                assert waited < 2.5, f"{name} waited {waited:.1f} s on the lock"
+        assert store.count() == 1  # nothing was ended while it was locked
+        assert browser.get("/incr/").json() == {"views": 2}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_the_admin_side_does_not_wait_out_a_postgresql_lock(pg_alias: str) -> None:
+    admin_side_calls_give_up(pg_alias, postgres_lock(pg_alias))
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "mysql"])
+def test_the_admin_side_does_not_wait_out_a_mariadb_lock(mysql_alias: str) -> None:
+    admin_side_calls_give_up(mysql_alias, mariadb_lock(mysql_alias))

@@ -278,6 +278,18 @@ class TestRedisCluster(RedisContractExtras):
         return redis_cluster
 
 
+class TestRedisClusterOneShard(RedisContractExtras):
+    """The contract with INDEX_SHARDS = 1: the single {idx} index stays a supported layout."""
+
+    @pytest.fixture
+    def store(self, cluster_store_one_shard: RedisStore) -> RedisStore:
+        return cluster_store_one_shard
+
+    @pytest.fixture
+    def setup(self, redis_cluster: Cluster) -> Cluster:
+        return redis_cluster
+
+
 class TestRedisSentinel(RedisContractExtras):
     @pytest.fixture
     def store(self, sentinel_store: RedisStore) -> RedisStore:

@@ -90,8 +90,9 @@ def decode_data(text: str | bytes) -> dict[str, Any]:
     """Parse stored session data; raise :class:`CorruptSession` if it is not a JSON object."""
     try:
         data = json.loads(text)
-    except (TypeError, ValueError, UnicodeDecodeError) as exc:
-        raise CorruptSession(f"session data is not valid JSON: {exc}") from exc
+    except (TypeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nested past what the parser can follow (~1000 levels)
+        raise CorruptSession(f"session data is not valid JSON: {exc!r:.200}") from exc
     if not isinstance(data, dict):
         raise CorruptSession(f"session data is a JSON {type(data).__name__}, not an object")
     return data

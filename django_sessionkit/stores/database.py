@@ -107,11 +107,23 @@ class DatabaseStore(Store):
         return rows
 
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        with self.guarded():
+    def _errors(self, *, admin: bool = False) -> Iterator[None]:
+        """Database errors as :class:`StoreUnavailable`, under the circuit breaker.
+
+        ``admin``: the ORM queries inside run under the lock limit too (see
+        :meth:`.sql_timeouts.Timeouts.admin_queries`); the request path's own statements set
+        their limits themselves."""
+        queries = (
+            self._timeouts.admin_queries(connections[self.alias])
+            if admin
+            else contextlib.nullcontext()
+        )
+        with self.guarded(), queries:
             try:
                 yield
             except (OperationalError, InterfaceError) as exc:
+                if _refused_data(exc):  # the database is fine; this value is not
+                    raise
                 raise StoreUnavailable(self.describe(), exc) from exc
 
     # --- contract ---------------------------------------------------------
@@ -179,7 +191,7 @@ class DatabaseStore(Store):
             return bool(self._rows.filter(key=key, expires_at__gt=timezone.now()).exists())
 
     def count(self, *, user_id: str | None = None) -> int:
-        with self._errors():
+        with self._errors(admin=True):
             return int(self._live(user_id).count())
 
     def list(
@@ -205,7 +217,7 @@ class DatabaseStore(Store):
                 Q(last_seen__lt=after.last_seen) | Q(key__gt=after.key),
             )
         rows = rows.order_by("-last_seen", "key")[:limit]
-        with self._errors():
+        with self._errors(admin=True):
             return [(row.key, record) for row in rows if (record := self._record(row)) is not None]
 
     def delete_all(self, *, keep: str | None = None) -> int:
@@ -214,14 +226,14 @@ class DatabaseStore(Store):
         rows = self._live(None)
         if keep is not None:
             rows = rows.exclude(key=keep)
-        with self._errors():
+        with self._errors(admin=True):
             return self._delete(rows)
 
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         rows = self._rows.filter(user_id=user_id)
         if keep is not None:
             rows = rows.exclude(key=keep)
-        with self._errors():
+        with self._errors(admin=True):
             deleted = self._delete(rows)
         return int(deleted)
 
@@ -229,7 +241,7 @@ class DatabaseStore(Store):
         self, prefix: str, limit: int = 2
     ) -> builtins.list[tuple[str, SessionRecord]]:
         rows = self._live(None).filter(key__startswith=prefix).order_by("key")[:limit]
-        with self._errors():
+        with self._errors(admin=True):
             return [(row.key, rec) for row in rows if (rec := self._record(row)) is not None]
 
     def estimate_count(self) -> int | None:
@@ -237,7 +249,7 @@ class DatabaseStore(Store):
         connection = connections[self.alias]
         if connection.vendor != "postgresql":
             return None
-        with self._errors(), connection.cursor() as cursor:
+        with self._errors(admin=True), connection.cursor() as cursor:
             cursor.execute(
                 "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
                 [Session._meta.db_table],
@@ -246,7 +258,7 @@ class DatabaseStore(Store):
         return None if row is None or row[0] < 0 else int(row[0])
 
     def count_expired(self) -> int | None:
-        with self._errors():
+        with self._errors(admin=True):
             return int(self._rows.filter(expires_at__lte=timezone.now()).count())
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
@@ -256,7 +268,7 @@ class DatabaseStore(Store):
         while True:
             now = timezone.now()
             expired = self._rows.filter(expires_at__lte=now).order_by("expires_at")
-            with self._errors():
+            with self._errors(admin=True):
                 if one_statement:
                     # expires_at again outside: a row touched meanwhile is re-checked, kept.
                     batch = self._rows.filter(
@@ -425,6 +437,17 @@ class DatabaseStore(Store):
             merged = dataclasses.replace(record, data=data)
             self._rows.filter(key=key).update(**self._written(merged, version + 1))
         return record.with_data(data, version + 1)
+
+
+#: MySQL and MariaDB raise OperationalError for some refused values too: an illegal mix of
+#: collations (1267, 1271), a bad character for the column's character set (1300, 1366,
+#: e.g. an emoji in a utf8mb3 table). Those are the data's fault, not an outage: no 503,
+#: no count towards the circuit breaker.
+_MYSQL_DATA_ERRORS = frozenset({1267, 1271, 1300, 1366})
+
+
+def _refused_data(exc: Exception) -> bool:
+    return bool(exc.args) and exc.args[0] in _MYSQL_DATA_ERRORS
 
 
 def _text_prefixes(network: ipaddress.IPv4Network) -> Q:

@@ -296,8 +296,8 @@ class ExpressLayout(Store):
     def _parse(text: str) -> dict[str, Any]:
         try:
             value = json.loads(text)
-        except ValueError as exc:
-            raise CorruptSession(f"not JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested ~1000 levels
+            raise CorruptSession(f"not JSON: {exc!r:.200}") from exc
         if not isinstance(value, dict) or not isinstance(value.get(COOKIE_KEY), dict):
             raise CorruptSession("not express-session's JSON (no 'cookie' object)")
         return value
@@ -337,9 +337,11 @@ class ExpressLayout(Store):
         """Delete these sessions; how many existed."""
         raise NotImplementedError
 
+    @guarded
     def count(self, *, user_id: str | None = None) -> int:
         return len(self._all(user_id))
 
+    @guarded
     def list(
         self,
         *,
@@ -367,9 +369,11 @@ class ExpressLayout(Store):
         (paging with a cursor would SCAN once per page)."""
         yield from self.list(limit=2**62)
 
+    @guarded
     def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         return self._delete_keys([k for k, _ in self._all(user_id) if k != keep])
 
+    @guarded
     def delete_all(self, *, keep: str | None = None) -> int:
         """Every session one SCAN finds, but ``keep``. (Not by ``created_at``: a session
         the Express app created carries none, and would read as created just now.)"""

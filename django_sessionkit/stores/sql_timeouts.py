@@ -20,9 +20,14 @@ trip, without changing anything for the project's other queries:
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+#: The statement limit of the admin's and the commands' queries (listing, counting, ending
+#: many sessions), which may take longer than a request's; their lock limit is the same.
+ADMIN_STATEMENT_TIMEOUT = 30.0
 
 OPTIONS: dict[str, tuple[type, ...]] = {
     "LOCK_TIMEOUT": (int, float),
@@ -62,26 +67,63 @@ class Timeouts:
         else:
             cursor.execute(sql, params)
 
-    def _postgresql(self, cursor: Any, sql: str, params: Sequence[Any]) -> None:
-        settings = []
-        if self.lock:
-            settings.append(f"SET LOCAL lock_timeout = '{math.ceil(self.lock * 1000)}ms'")
-        if self.statement:
-            ms = math.ceil(self.statement * 1000)
-            settings.append(f"SET LOCAL statement_timeout = '{ms}ms'")
+    def _postgresql(
+        self, cursor: Any, sql: str, params: Sequence[Any], statement: float = 0
+    ) -> None:
+        settings = self._postgresql_settings(statement or self.statement)
         cursor.execute("; ".join([*settings, sql]), params)
         if _psycopg3(cursor):  # psycopg 3 stands on the first result, psycopg 2 on the last
             for _setting in settings:
                 cursor.nextset()
 
+    def _postgresql_settings(self, statement: float) -> list[str]:
+        settings = []
+        if self.lock:
+            settings.append(f"SET LOCAL lock_timeout = '{math.ceil(self.lock * 1000)}ms'")
+        if statement:
+            settings.append(f"SET LOCAL statement_timeout = '{math.ceil(statement * 1000)}ms'")
+        return settings
+
     def _mariadb(self, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        cursor.execute(self._mariadb_sql(sql, self.statement), params)
+
+    def _mariadb_sql(self, sql: str, statement: float) -> str:
         limits = []
         if self.lock:
             seconds = max(1, math.ceil(self.lock))
             limits += [f"innodb_lock_wait_timeout={seconds}", f"lock_wait_timeout={seconds}"]
-        if self.statement:
-            limits.append(f"max_statement_time={self.statement:g}")
-        cursor.execute(f"SET STATEMENT {', '.join(limits)} FOR {sql}", params)
+        if statement:
+            limits.append(f"max_statement_time={statement:g}")
+        return f"SET STATEMENT {', '.join(limits)} FOR {sql}" if limits else sql
+
+    @contextlib.contextmanager
+    def admin_queries(self, connection: Any) -> Iterator[None]:
+        """The ORM queries run inside get the lock limit and ADMIN_STATEMENT_TIMEOUT (the
+        admin's and commands' side: listing, counting, ending many sessions), so that a
+        locked table does not hold a web worker showing the admin or the user page."""
+        if not self.lock or connection.vendor not in ("postgresql", "mysql"):
+            yield
+            return
+
+        def limited(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            cursor = context["cursor"]
+            if many or connection.in_atomic_block:
+                return execute(sql, params, many, context)
+            if connection.vendor == "postgresql" and _client_side_binding(cursor):
+                settings = self._postgresql_settings(ADMIN_STATEMENT_TIMEOUT)
+                result = execute("; ".join([*settings, sql]), params, many, context)
+                if _psycopg3(cursor):
+                    for _setting in settings:
+                        cursor.nextset()
+                return result
+            if connection.vendor == "mysql" and getattr(connection, "mysql_is_mariadb", False):
+                return execute(
+                    self._mariadb_sql(sql, ADMIN_STATEMENT_TIMEOUT), params, many, context
+                )
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(limited):
+            yield
 
     def _sqlite(self, connection: Any, cursor: Any, sql: str, params: Sequence[Any]) -> None:
         raw = connection.connection  # its own cursor, so ``cursor`` keeps the statement's result

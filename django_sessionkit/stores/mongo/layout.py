@@ -68,8 +68,8 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError as exc:
-            raise CorruptSession(f"a value is not JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested ~1000 levels
+            raise CorruptSession(f"a value is not JSON: {exc!r:.200}") from exc
     return value
 
 

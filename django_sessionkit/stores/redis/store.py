@@ -161,7 +161,7 @@ class RedisStore(Listing):
                 user_agent=fields.get("ua", ""),
                 version=int(fields["v"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             logger.warning(
                 "Session %s… in %s is unreadable (%s: %s).",
                 key[:12],
