@@ -32,6 +32,7 @@ from django_sessionkit.conf import (
 
 OUR_ENGINE = "django_sessionkit.engine"
 EXPRESS_STORE = "django_sessionkit.stores.express.ExpressRedisStore"
+EXPRESS_MONGO_STORE = "django_sessionkit.stores.mongo.ExpressMongoStore"
 OUR_MIDDLEWARE = "django_sessionkit.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 
@@ -493,7 +494,7 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
 def _check_compat(raw: Mapping[str, Any]) -> list[CheckMessage]:
     from django.utils.module_loading import import_string
 
-    from django_sessionkit.stores.express import ExpressRedisStore
+    from django_sessionkit.stores.express import ExpressLayout
 
     if not isinstance(raw.get("STORE") or {}, Mapping):
         return []  # reported by _check_store (E016)
@@ -502,7 +503,10 @@ def _check_compat(raw: Mapping[str, Any]) -> list[CheckMessage]:
         backend = import_string(path) if isinstance(path, str) else None
     except Exception:  # reported by _check_store (E017)
         return []
-    express_store = isinstance(backend, type) and issubclass(backend, ExpressRedisStore)
+    express_store = isinstance(backend, type) and issubclass(backend, ExpressLayout)
+    # The hints name the store of the same kind (the Mongo modules need pymongo: by name).
+    on_mongo = isinstance(backend, type) and "mongo" in backend.__module__
+    express_backend = EXPRESS_MONGO_STORE if on_mongo else EXPRESS_STORE
     if raw.get("COMPAT") != "express":
         if not express_store:
             return []
@@ -512,7 +516,8 @@ def _check_compat(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 f"SESSIONKIT['STORE']['BACKEND'] is {path!r} but SESSIONKIT['COMPAT'] is "
                 f"{raw.get('COMPAT')!r}: the store would be keyed by hashed ids, which an "
                 "Express app cannot find.",
-                hint="Set SESSIONKIT['COMPAT'] to 'express', or use RedisStore.",
+                hint="Set SESSIONKIT['COMPAT'] to 'express', or use "
+                + ("MongoStore." if on_mongo else "RedisStore."),
             )
         ]
     problems: list[CheckMessage] = []
@@ -521,18 +526,18 @@ def _check_compat(raw: Mapping[str, Any]) -> list[CheckMessage]:
             _error(
                 27,
                 f"SESSIONKIT['COMPAT'] is 'express' but SESSIONKIT['STORE']['BACKEND'] is "
-                f"{path!r}; an Express app (connect-redis) only shares sessions stored in its "
-                "layout.",
-                hint=f"Set SESSIONKIT['STORE']['BACKEND'] to {EXPRESS_STORE!r}.",
+                f"{path!r}; an Express app (connect-redis, connect-mongo) only shares sessions "
+                "stored in its layout.",
+                hint=f"Set SESSIONKIT['STORE']['BACKEND'] to {express_backend!r}.",
             )
         )
     problems.append(
         Warning(
-            "SESSIONKIT['COMPAT'] is 'express': session ids are stored raw, as Redis keys "
-            "(connect-redis's layout), not as SHA-256 hashes; anyone who can read that Redis "
-            "can take over every live session.",
-            hint="Keep that Redis private (password or ACL, TLS, no shared dumps); see "
-            "docs/express-interop.md.",
+            "SESSIONKIT['COMPAT'] is 'express': session ids are stored raw, as Redis keys or "
+            "MongoDB _ids (connect-redis's and connect-mongo's layouts), not as SHA-256 "
+            "hashes; anyone who can read that store can take over every live session.",
+            hint="Keep that store private (password or ACL, TLS, no shared dumps or backups); "
+            "see docs/express-interop.md.",
             id="sessionkit.W002",
         )
     )

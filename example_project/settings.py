@@ -4,6 +4,9 @@ Environment variables:
 
 ``SESSIONKIT_REDIS_URL``
     ``redis://host:port/db``: keep sessions in Redis instead of the database.
+``SESSIONKIT_MONGO_URL``
+    ``mongodb://host:port/db``: keep sessions in MongoDB instead of the database
+    (``example_project/run`` installs the ``mongo`` extra, pymongo, when it is set).
 ``SESSIONKIT_EXAMPLE_DB``
     Path of the SQLite file (default ``example_project/db.sqlite3``).
 ``DJANGO_SECRET_KEY``
@@ -48,13 +51,18 @@ MIDDLEWARE = [
 
 SESSION_ENGINE = "django_sessionkit.engine"
 
-# Where the sessions live: the database by default, Redis when SESSIONKIT_REDIS_URL is set.
+# Where the sessions live: the database by default, Redis when SESSIONKIT_REDIS_URL is set,
+# MongoDB when SESSIONKIT_MONGO_URL is.
 REDIS_URL = os.environ.get("SESSIONKIT_REDIS_URL", "")
-SESSION_STORE: dict[str, Any] = (
-    {"BACKEND": "django_sessionkit.stores.redis.RedisStore", "LOCATION": REDIS_URL}
-    if REDIS_URL
-    else {"BACKEND": "django_sessionkit.stores.database.DatabaseStore", "LOCATION": "default"}
-)
+MONGO_URL = os.environ.get("SESSIONKIT_MONGO_URL", "")
+SESSION_STORE: dict[str, Any] = {
+    "BACKEND": "django_sessionkit.stores.database.DatabaseStore",
+    "LOCATION": "default",
+}
+if REDIS_URL:
+    SESSION_STORE = {"BACKEND": "django_sessionkit.stores.redis.RedisStore", "LOCATION": REDIS_URL}
+elif MONGO_URL:
+    SESSION_STORE = {"BACKEND": "django_sessionkit.stores.mongo.MongoStore", "LOCATION": MONGO_URL}
 
 
 # Every key, set to its default unless noted. The comment names the express-session option.

@@ -11,7 +11,7 @@ from django_sessionkit.stores.base import Store
 from tests.factories import UserFactory
 from tests.services import service_missing
 
-pytest_plugins = ["tests.redis_fixtures"]
+pytest_plugins = ["tests.redis_fixtures", "tests.mongo_fixtures"]
 
 # tests/compat runs in a pytest process of its own with its own settings (tests/run does
 # it after this run; `pytest tests/compat` alone picks up tests/compat/pytest.ini).
@@ -87,11 +87,13 @@ def mysql_alias() -> Iterator[str]:
         pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
         "redis",
         "redis-cluster",
+        "mongo",
     ]
 )
 def each_store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """The configured store: DatabaseStore on SQLite, PostgreSQL and MariaDB, then RedisStore
-    on our own redis-server and on our own 3-master Redis Cluster."""
+    on our own redis-server and on our own 3-master Redis Cluster, then MongoStore on our own
+    nx-27017 (tests/mongo_fixtures.py)."""
     if request.param == "sqlite":
         yield get_store()
         return
@@ -101,6 +103,12 @@ def each_store(request: pytest.FixtureRequest) -> Iterator[Store]:
         )
         with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
             yield get_store()
+        return
+    if request.param == "mongo":
+        from tests.mongo_fixtures import mongo_sessionkit
+
+        with mongo_sessionkit(request.getfixturevalue("mongo_server")) as configured:
+            yield configured
         return
     from tests.redis_fixtures import sessionkit_on  # a plugin: imported once pytest has it
 

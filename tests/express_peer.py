@@ -23,7 +23,7 @@ from tests.services import service_missing
 APP_DIR = Path(__file__).parent / "express_app"
 START_TIMEOUT = 20.0
 HOW = (
-    "Install Node.js >= 18 with npm (e.g. apt-get install -y nodejs npm); the tests run "
+    "Install Node.js >= 20.19 with npm (e.g. apt-get install -y nodejs npm); the tests run "
     "`npm ci --prefix tests/express_app` themselves."
 )
 

@@ -29,6 +29,7 @@ from django_sessionkit.stores.base import Store
 from django_sessionkit.stores.database import DatabaseStore
 from tests.command_helpers import TTY, ThroughInterface, add, run
 from tests.factories import UserFactory
+from tests.mongo_fixtures import mongo_sessionkit
 
 
 def user_named(username: str) -> Any:
@@ -43,13 +44,22 @@ pytestmark = pytest.mark.django_db
         "default",
         pytest.param("pg", marks=pytest.mark.django_db(databases=["default", "pg"])),
         pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
+        "mongo",
     ],
-    ids=["sqlite", "postgresql", "mysql"],
+    ids=["sqlite", "postgresql", "mysql", "mongo"],
 )
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The configured store, on SQLite, PostgreSQL and MariaDB (or MySQL)."""
+    """The configured store, on SQLite, PostgreSQL and MariaDB (or MySQL), and MongoStore on
+    our own nx-27017."""
     if request.param == "default":
         yield get_store()
+        return
+    if request.param == "mongo":
+        # nx-27017 runs its TTL purge inline, at every command: expired sessions would be
+        # gone before the purge under test ran. (MongoDB's TTL monitor runs once a minute.)
+        server = request.getfixturevalue("mongo_server")
+        with mongo_sessionkit(server, AUTO_REMOVE="disabled") as configured:
+            yield configured
         return
     alias = request.getfixturevalue(f"{request.param}_alias")
     with override_settings(SESSIONKIT={"STORE": {"LOCATION": alias}}):
@@ -367,7 +377,7 @@ def test_stats(store: Store) -> None:
     assert "Expiring within 1 h:   1" in out and "Expiring within 1 day: 5" in out
     assert f"3  alice (id {alice.pk})" in out
     assert f"1  bob (id {bob.pk})" in out
-    assert f"Store:                 {store.describe()} [DatabaseStore]" in out
+    assert f"Store:                 {store.describe()} [{type(store).__name__}]" in out
     data = json.loads(run("sessionstats", "--format", "json", "--top", "1"))
     assert data["top_users"] == [{"user_id": str(alice.pk), "username": "alice", "sessions": 3}]
 

@@ -1,5 +1,6 @@
 """Overlapping requests of one browser never lose each other's changes (real server, threads),
-on the database store (SQLite file, PostgreSQL, MariaDB) and RedisStore (standalone, Cluster)."""
+on the database store (SQLite file, PostgreSQL, MariaDB), RedisStore (standalone, Cluster)
+and MongoStore (our own nx-27017)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from django.test import override_settings
 from django_sessionkit import cookies
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.stores import get_store
+from tests.mongo_fixtures import mongo_sessionkit
 from tests.redis_fixtures import sessionkit_on
 
 pytestmark = [pytest.mark.slow]
@@ -73,12 +75,16 @@ REDIS = {
 }
 
 
-@pytest.fixture(params=["sqlite_file", "pg", "mysql", *REDIS])
+@pytest.fixture(params=["sqlite_file", "pg", "mysql", *REDIS, "mongo"])
 def store_alias(request: pytest.FixtureRequest) -> Iterator[str]:
     """Each store in turn: the database store on three databases, Redis and Valkey on every
-    topology (a Cluster with index shards and with the single index)."""
+    topology (a Cluster with index shards and with the single index), MongoDB."""
     where = request.param
     request.getfixturevalue("transactional_db")
+    if where == "mongo":
+        with mongo_sessionkit(request.getfixturevalue("mongo_server")):
+            yield where
+        return
     if where in REDIS:
         setup, options = REDIS[where]
         with sessionkit_on(request.getfixturevalue(setup), **options):

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -190,8 +191,18 @@ def test_redis_url_switches_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     }
 
 
+def test_mongo_url_switches_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SESSIONKIT_REDIS_URL", raising=False)
+    monkeypatch.setenv("SESSIONKIT_MONGO_URL", "mongodb://127.0.0.1:27017/example")
+    values = runpy.run_path(str(EXAMPLE_DIR / "settings.py"))
+    assert values["SESSIONKIT"]["STORE"] == {
+        "BACKEND": "django_sessionkit.stores.mongo.MongoStore",
+        "LOCATION": "mongodb://127.0.0.1:27017/example",
+    }
+
+
 def manage(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
-    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL")
+    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL", "SESSIONKIT_MONGO_URL")
     env = {k: v for k, v in os.environ.items() if k not in skip}
     env["SESSIONKIT_EXAMPLE_DB"] = str(db)
     return subprocess.run(
@@ -227,7 +238,7 @@ def test_the_readme_command_serves_the_example(tmp_path: Path) -> None:
     if not (repo / ".venv" / "bin" / "python").exists():
         pytest.skip("the run script reuses .venv at the repository root: run `bash tests/run`")
     addr = f"127.0.0.1:{free_port()}"
-    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL")
+    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL", "SESSIONKIT_MONGO_URL")
     env = {k: v for k, v in os.environ.items() if k not in skip}
     env.update(EXAMPLE_ADDR=addr, SESSIONKIT_EXAMPLE_DB=str(tmp_path / "example.sqlite3"))
     log = tmp_path / "run.log"
@@ -256,8 +267,50 @@ def test_the_readme_command_serves_the_example(tmp_path: Path) -> None:
     assert server.returncode is not None
 
 
-def run_script(addr: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+@pytest.mark.slow
+def test_the_example_serves_its_sessions_from_mongodb(tmp_path: Path, mongo_server: Any) -> None:
+    """`SESSIONKIT_MONGO_URL=… bash example_project/run`: the counter counts in MongoDB."""
+    from tests.mongo_fixtures import DATABASE, drop_collection
+
+    repo = EXAMPLE_DIR.parent
+    if not (repo / ".venv" / "bin" / "python").exists():
+        pytest.skip("the run script reuses .venv at the repository root: run `bash tests/run`")
+    addr = f"127.0.0.1:{free_port()}"
+    database = f"{DATABASE}_example"
     skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env.update(EXAMPLE_ADDR=addr, SESSIONKIT_EXAMPLE_DB=str(tmp_path / "example.sqlite3"))
+    env["SESSIONKIT_MONGO_URL"] = f"{mongo_server.url.rstrip('/')}/{database}"
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            ["bash", str(EXAMPLE_DIR / "run")], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                first = opener.open(f"http://{addr}/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        second = opener.open(f"http://{addr}/", timeout=5).read().decode()
+        assert "visited this page 1 time" in first
+        assert "visited this page 2 times" in second
+        with mongo_server.client() as client:
+            documents = list(client[database]["sessionkit_sessions"].find())
+        assert len(documents) == 1 and documents[0]["data"]["views"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        drop_collection(mongo_server, "sessionkit_sessions", database)
+
+
+def run_script(addr: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    skip = ("DJANGO_SETTINGS_MODULE", "SESSIONKIT_REDIS_URL", "SESSIONKIT_MONGO_URL")
     env = {k: v for k, v in os.environ.items() if k not in skip}
     env.update(EXAMPLE_ADDR=addr, SESSIONKIT_EXAMPLE_DB=str(tmp_path / "example.sqlite3"))
     return subprocess.run(

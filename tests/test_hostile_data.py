@@ -231,6 +231,13 @@ def test_a_row_nested_deeper_than_json_can_parse_is_a_corrupt_session(
     deep = "[" * 5000 + "]" * 5000
     if isinstance(store, DatabaseStore):
         Session.objects.using(store.alias).filter(key=key).update(data='{"x":' + deep + "}")
+    elif type(store).__name__ == "MongoStore":  # data.x holds the value's JSON text
+        from django_sessionkit.stores.mongo import connection as mongo
+
+        database = mongo.sync_client(store.config)[store.config.database]  # type: ignore[attr-defined]
+        database[store.config.collection].update_one(  # type: ignore[attr-defined]
+            {"_id": key}, {"$set": {"data.x": deep}}
+        )
     else:
         client = connection.sync_client(store.config)  # type: ignore[attr-defined]
         client.hset(store.session_key(key), "d:x", deep)  # type: ignore[attr-defined]

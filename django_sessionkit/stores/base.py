@@ -125,12 +125,15 @@ class StoreUnavailable(Exception):
 #: Error names and codes that mean "did not answer in time": socket and redis-py
 #: timeouts; PostgreSQL's lock_timeout (55P03) and statement_timeout (57014); MySQL's and
 #: MariaDB's lock wait (1205) and statement time limits (1969, 3024); SQLite's busy lock.
+#: pymongo's errors say it themselves (``PyMongoError.timeout``).
 _TIMEOUT_NAMES = frozenset({"TimeoutError", "timeout", "QueryCanceled", "LockNotAvailable"})
 _TIMEOUT_CODES = frozenset({"55P03", "57014", 1205, 1969, 3024})
 
 
 def _is_timeout(error: BaseException) -> bool:
     if any(cls.__name__ in _TIMEOUT_NAMES for cls in type(error).__mro__):
+        return True
+    if getattr(error, "timeout", None) is True:
         return True
     code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if code in _TIMEOUT_CODES or (error.args and error.args[0] in _TIMEOUT_CODES):

@@ -47,6 +47,10 @@ so a Django change made while an Express request is in flight can still be lost 
 connect-redis keeps no index: ``count``, ``list``, ``delete_for_user`` and
 ``find_by_prefix`` SCAN every key under the prefix — O(keyspace) in this mode. The
 async methods run the sync ones in a thread.
+
+:class:`ExpressLayout` holds what does not depend on Redis (the JSON, the listings over
+every session); :class:`~django_sessionkit.stores.mongo.ExpressMongoStore` builds
+connect-mongo's layout on it.
 """
 
 from __future__ import annotations
@@ -189,7 +193,194 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class ExpressRedisStore(Store):
+class ExpressLayout(Store):
+    """What the connect-* layouts share: express-session's JSON (its ``cookie`` object, the
+    application's keys, and ours under ``_sessionkit``), keys that are the session ids
+    themselves, and listings over every session (connect-redis and connect-mongo keep no
+    index: O(keyspace)). A subclass reads and writes its store: :meth:`_all`,
+    :meth:`_delete_keys` and the contract's methods."""
+
+    # --- JSON <-> record ------------------------------------------------------
+
+    def _expires_on_the_browser_close(self, data: Mapping[str, Any]) -> bool:
+        expiry = data.get("_session_expiry")
+        if expiry is None:
+            return conf.MAX_AGE is None
+        return bool(expiry == 0)
+
+    def _original_max_age(self, record: SessionRecord, now: datetime) -> int | None:
+        """express's ``originalMaxAge`` (ms) for the lifetime the engine gave the record."""
+        if self._expires_on_the_browser_close(record.data):
+            return None
+        expiry = record.data.get("_session_expiry")
+        if isinstance(expiry, int) and not isinstance(expiry, bool):
+            return expiry * 1000
+        if expiry is None and conf.MAX_AGE is not None:
+            return conf.MAX_AGE * 1000
+        return max(0, round((record.expires_at - now).total_seconds() * 1000))
+
+    def _new_cookie(self) -> dict[str, Any]:
+        """The attributes express-session would store for a new session with these settings."""
+        cookie: dict[str, Any] = {}
+        if conf.PARTITIONED:
+            cookie["partitioned"] = True
+        if conf.PRIORITY:
+            cookie["priority"] = conf.PRIORITY.lower()
+        secure = conf.SECURE
+        if secure is True:
+            cookie["secure"] = True
+        elif secure == "auto":
+            # express stores 'auto' resolved; the store does not see the request, so it
+            # stores the insecure answer (see docs/express-interop.md).
+            cookie["secure"] = False
+        cookie["httpOnly"] = conf.HTTP_ONLY
+        if conf.DOMAIN:
+            cookie["domain"] = conf.DOMAIN
+        cookie["path"] = conf.PATH
+        same_site = conf.SAME_SITE
+        if same_site == "auto":
+            same_site = "lax"
+        if same_site:
+            cookie["sameSite"] = same_site.lower()
+        return cookie
+
+    def _cookie(
+        self, stored: Mapping[str, Any] | None, record: SessionRecord, now: datetime
+    ) -> dict[str, Any]:
+        """The ``cookie`` object to write: the stored attributes (express keeps the ones a
+        session was created with), with ``originalMaxAge`` and ``expires`` from the record."""
+        attributes = dict(stored) if isinstance(stored, Mapping) else self._new_cookie()
+        browser_session = self._expires_on_the_browser_close(record.data)
+        attributes["originalMaxAge"] = self._original_max_age(record, now)
+        attributes["expires"] = None if browser_session else js_date(record.expires_at)
+        always = ("originalMaxAge", "expires")  # express writes these two even when null
+        ordered = {
+            k: attributes[k]
+            for k in COOKIE_ORDER
+            if k in attributes and (attributes[k] is not None or k in always)
+        }
+        ordered.update({k: v for k, v in attributes.items() if k not in COOKIE_ORDER})
+        return ordered
+
+    def _value(
+        self,
+        stored: Mapping[str, Any] | None,
+        data: Mapping[str, Any],
+        record: SessionRecord,
+        version: int,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The session as express-session stores it: ``cookie`` (the stored attributes, or a
+        new session's), the application's keys, then ours under ``_sessionkit``."""
+        reserved = sorted(RESERVED_KEYS & set(data))
+        if reserved:
+            raise ValueError(
+                f"session keys {reserved} are reserved with COMPAT='express' "
+                "(express-session's cookie object and sessionkit's metadata)"
+            )
+        cookie = self._cookie(stored.get(COOKIE_KEY) if stored else None, record, now)
+        meta: dict[str, Any] = {
+            "v": version,
+            "c": _ms(record.created_at),
+            "l": _ms(record.last_seen),
+        }
+        if record.user_id is not None:
+            meta["u"] = record.user_id
+        if record.ip is not None:
+            meta["ip"] = record.ip
+        if record.user_agent:
+            meta["ua"] = record.user_agent
+        return {COOKIE_KEY: cookie, **data, META_KEY: meta}
+
+    @staticmethod
+    def _parse(text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested ~1000 levels
+            raise CorruptSession(f"not JSON: {exc!r:.200}") from exc
+        if not isinstance(value, dict) or not isinstance(value.get(COOKIE_KEY), dict):
+            raise CorruptSession("not express-session's JSON (no 'cookie' object)")
+        return value
+
+    @staticmethod
+    def _app_data(value: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in value.items() if k not in RESERVED_KEYS}
+
+    def _from_value(
+        self, value: Mapping[str, Any], expires_at: datetime, now: datetime
+    ) -> SessionRecord:
+        """The record of a parsed session (see :meth:`_parse`) that expires at ``expires_at``."""
+        meta = value.get(META_KEY)
+        meta = meta if isinstance(meta, dict) else {}
+        data = self._app_data(value)
+        # django.contrib.auth's key is the truth; "u" keeps what the engine recorded otherwise.
+        user_id = data.get("_auth_user_id", meta.get("u"))
+        version = meta.get("v")
+        return SessionRecord(
+            data=data,
+            expires_at=expires_at,
+            created_at=_from_ms(meta.get("c"), now),
+            last_seen=_from_ms(meta.get("l"), now),
+            user_id=None if user_id is None else str(user_id),
+            ip=ip if isinstance(ip := meta.get("ip"), str) else None,
+            user_agent=ua if isinstance(ua := meta.get("ua"), str) else "",
+            version=version if isinstance(version, int) and not isinstance(version, bool) else 0,
+        )
+
+    # --- O(keyspace): no index ------------------------------------------------------
+
+    def _all(self, user_id: str | None) -> builtins.list[tuple[str, SessionRecord]]:
+        """Every live session (of one user), in no particular order."""
+        raise NotImplementedError
+
+    def _delete_keys(self, keys: builtins.list[str]) -> int:
+        """Delete these sessions; how many existed."""
+        raise NotImplementedError
+
+    @guarded
+    def count(self, *, user_id: str | None = None) -> int:
+        return len(self._all(user_id))
+
+    @guarded
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        signed_in: bool | None = None,
+        ip: IPFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = 50,
+    ) -> builtins.list[tuple[str, SessionRecord]]:
+        """The filters and the cursor are applied to one SCAN of every session."""
+        if limit <= 0:
+            return []
+        network = None if ip is None else as_network(ip)
+        found = [
+            (key, record)
+            for key, record in self._all(user_id)
+            if matches(record, signed_in=signed_in, network=network)
+            and (after is None or after.comes_before(key, record))
+        ]
+        found.sort(key=lambda item: (-_ms(item[1].last_seen), item[0]))
+        return found[:limit]
+
+    def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
+        """Every live session, most recently seen first: one SCAN, held in memory to sort
+        (paging with a cursor would SCAN once per page)."""
+        yield from self.list(limit=2**62)
+
+    @guarded
+    def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        return self._delete_keys([k for k, _ in self._all(user_id) if k != keep])
+
+    @guarded
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """Every session one SCAN finds, but ``keep``. (Not by ``created_at``: a session
+        the Express app created carries none, and would read as created just now.)"""
+        return self._delete_keys([k for k, _ in self._all(None) if k != keep])
+
+
+class ExpressRedisStore(ExpressLayout):
     """connect-redis's layout; see the module docstring."""
 
     label = "express-redis"
@@ -260,66 +451,6 @@ class ExpressRedisStore(Store):
 
     # --- JSON <-> record ------------------------------------------------------
 
-    def _expires_on_the_browser_close(self, data: Mapping[str, Any]) -> bool:
-        expiry = data.get("_session_expiry")
-        if expiry is None:
-            return conf.MAX_AGE is None
-        return bool(expiry == 0)
-
-    def _original_max_age(self, record: SessionRecord, now: datetime) -> int | None:
-        """express's ``originalMaxAge`` (ms) for the lifetime the engine gave the record."""
-        if self._expires_on_the_browser_close(record.data):
-            return None
-        expiry = record.data.get("_session_expiry")
-        if isinstance(expiry, int) and not isinstance(expiry, bool):
-            return expiry * 1000
-        if expiry is None and conf.MAX_AGE is not None:
-            return conf.MAX_AGE * 1000
-        return max(0, round((record.expires_at - now).total_seconds() * 1000))
-
-    def _new_cookie(self) -> dict[str, Any]:
-        """The attributes express-session would store for a new session with these settings."""
-        cookie: dict[str, Any] = {}
-        if conf.PARTITIONED:
-            cookie["partitioned"] = True
-        if conf.PRIORITY:
-            cookie["priority"] = conf.PRIORITY.lower()
-        secure = conf.SECURE
-        if secure is True:
-            cookie["secure"] = True
-        elif secure == "auto":
-            # express stores 'auto' resolved; the store does not see the request, so it
-            # stores the insecure answer (see docs/express-interop.md).
-            cookie["secure"] = False
-        cookie["httpOnly"] = conf.HTTP_ONLY
-        if conf.DOMAIN:
-            cookie["domain"] = conf.DOMAIN
-        cookie["path"] = conf.PATH
-        same_site = conf.SAME_SITE
-        if same_site == "auto":
-            same_site = "lax"
-        if same_site:
-            cookie["sameSite"] = same_site.lower()
-        return cookie
-
-    def _cookie(
-        self, stored: Mapping[str, Any] | None, record: SessionRecord, now: datetime
-    ) -> dict[str, Any]:
-        """The ``cookie`` object to write: the stored attributes (express keeps the ones a
-        session was created with), with ``originalMaxAge`` and ``expires`` from the record."""
-        attributes = dict(stored) if isinstance(stored, Mapping) else self._new_cookie()
-        browser_session = self._expires_on_the_browser_close(record.data)
-        attributes["originalMaxAge"] = self._original_max_age(record, now)
-        attributes["expires"] = None if browser_session else js_date(record.expires_at)
-        always = ("originalMaxAge", "expires")  # express writes these two even when null
-        ordered = {
-            k: attributes[k]
-            for k in COOKIE_ORDER
-            if k in attributes and (attributes[k] is not None or k in always)
-        }
-        ordered.update({k: v for k, v in attributes.items() if k not in COOKIE_ORDER})
-        return ordered
-
     def _ttl(self, cookie: Mapping[str, Any], now: datetime) -> str:
         """connect-redis's ``getTTL``, as the SET argument ('' = no TTL)."""
         if self.disable_ttl:
@@ -338,40 +469,8 @@ class ExpressRedisStore(Store):
         now: datetime,
     ) -> tuple[str, str]:
         """The JSON to store and its TTL argument."""
-        reserved = sorted(RESERVED_KEYS & set(data))
-        if reserved:
-            raise ValueError(
-                f"session keys {reserved} are reserved with COMPAT='express' "
-                "(express-session's cookie object and sessionkit's metadata)"
-            )
-        cookie = self._cookie(stored.get(COOKIE_KEY) if stored else None, record, now)
-        meta: dict[str, Any] = {
-            "v": version,
-            "c": _ms(record.created_at),
-            "l": _ms(record.last_seen),
-        }
-        if record.user_id is not None:
-            meta["u"] = record.user_id
-        if record.ip is not None:
-            meta["ip"] = record.ip
-        if record.user_agent:
-            meta["ua"] = record.user_agent
-        value = {COOKIE_KEY: cookie, **data, META_KEY: meta}
-        return _dumps(value), self._ttl(cookie, now)
-
-    @staticmethod
-    def _parse(text: str) -> dict[str, Any]:
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested ~1000 levels
-            raise CorruptSession(f"not JSON: {exc!r:.200}") from exc
-        if not isinstance(value, dict) or not isinstance(value.get(COOKIE_KEY), dict):
-            raise CorruptSession("not express-session's JSON (no 'cookie' object)")
-        return value
-
-    @staticmethod
-    def _app_data(value: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in value.items() if k not in RESERVED_KEYS}
+        value = self._value(stored, data, record, version, now)
+        return _dumps(value), self._ttl(value[COOKIE_KEY], now)
 
     def _record(self, key: str, text: Any, pttl: Any, now: datetime) -> SessionRecord | None:
         if text is None:
@@ -388,22 +487,7 @@ class ExpressRedisStore(Store):
             expires_at = parse_js_date(cookie.get("expires")) or now + timedelta(seconds=self.ttl)
         else:  # -2: expired between GET and PTTL
             return None
-        meta = value.get(META_KEY)
-        meta = meta if isinstance(meta, dict) else {}
-        data = self._app_data(value)
-        # django.contrib.auth's key is the truth; "u" keeps what the engine recorded otherwise.
-        user_id = data.get("_auth_user_id", meta.get("u"))
-        version = meta.get("v")
-        return SessionRecord(
-            data=data,
-            expires_at=expires_at,
-            created_at=_from_ms(meta.get("c"), now),
-            last_seen=_from_ms(meta.get("l"), now),
-            user_id=None if user_id is None else str(user_id),
-            ip=ip if isinstance(ip := meta.get("ip"), str) else None,
-            user_agent=ua if isinstance(ua := meta.get("ua"), str) else "",
-            version=version if isinstance(version, int) and not isinstance(version, bool) else 0,
-        )
+        return self._from_value(value, expires_at, now)
 
     # --- the contract -----------------------------------------------------------
 
@@ -542,48 +626,6 @@ class ExpressRedisStore(Store):
         if user_id is not None:
             found = [(k, r) for k, r in found if r.user_id == user_id]
         return found
-
-    @guarded
-    def count(self, *, user_id: str | None = None) -> int:
-        return len(self._all(user_id))
-
-    @guarded
-    def list(
-        self,
-        *,
-        user_id: str | None = None,
-        signed_in: bool | None = None,
-        ip: IPFilter | None = None,
-        after: Cursor | None = None,
-        limit: int = 50,
-    ) -> builtins.list[tuple[str, SessionRecord]]:
-        """The filters and the cursor are applied to one SCAN of every session."""
-        if limit <= 0:
-            return []
-        network = None if ip is None else as_network(ip)
-        found = [
-            (key, record)
-            for key, record in self._all(user_id)
-            if matches(record, signed_in=signed_in, network=network)
-            and (after is None or after.comes_before(key, record))
-        ]
-        found.sort(key=lambda item: (-_ms(item[1].last_seen), item[0]))
-        return found[:limit]
-
-    def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
-        """Every live session, most recently seen first: one SCAN, held in memory to sort
-        (paging with a cursor would SCAN once per page)."""
-        yield from self.list(limit=2**62)
-
-    @guarded
-    def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        return self._delete_keys([k for k, _ in self._all(user_id) if k != keep])
-
-    @guarded
-    def delete_all(self, *, keep: str | None = None) -> int:
-        """Every session one SCAN finds, but ``keep``. (Not by ``created_at``: a session
-        the Express app created carries none, and would read as created just now.)"""
-        return self._delete_keys([k for k, _ in self._all(None) if k != keep])
 
     def _delete_keys(self, keys: builtins.list[str], batch_size: int = 500) -> int:
         """DEL each key, ``batch_size`` to a pipeline; how many existed."""

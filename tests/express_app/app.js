@@ -1,7 +1,9 @@
 // The Express side of tests/test_express_interop.py: express-session + connect-redis,
 // configured from the environment, sharing sessions with the Django test app.
+// With STORE=mongo, connect-mongo instead (tests/test_express_mongo_interop.py).
 //
 //   PORT, REDIS_URL, PREFIX (sess:), SESSION_SECRETS (comma-separated, first signs),
+//   STORE ("redis" or "mongo"), MONGO_URL, MONGO_DB, MONGO_COLLECTION (sessions),
 //   COOKIE_NAME (connect.sid), COOKIE_MAX_AGE_MS (empty: browser-session cookie),
 //   RESAVE, ROLLING, SAVE_UNINITIALIZED ("true"/"false", default false)
 //   BENCH_ROUTES=true adds the benchmark's cases (bench/main.py): /untouched/, /first/,
@@ -12,6 +14,7 @@
 const express = require('express');
 const session = require('express-session');
 const { RedisStore } = require('connect-redis');
+const { MongoStore } = require('connect-mongo');
 const { createClient } = require('redis');
 const crypto = require('crypto');
 const signature = require('cookie-signature');
@@ -20,15 +23,30 @@ const env = process.env;
 const flag = (name) => (env[name] || 'false').toLowerCase() === 'true';
 const maxAge = env.COOKIE_MAX_AGE_MS ? Number(env.COOKIE_MAX_AGE_MS) : null;
 
-async function main() {
+// The session store and what closes its connection.
+async function openStore() {
+  if (env.STORE === 'mongo') {
+    const store = MongoStore.create({
+      mongoUrl: env.MONGO_URL || 'mongodb://127.0.0.1:27017',
+      dbName: env.MONGO_DB || undefined,
+      collectionName: env.MONGO_COLLECTION || 'sessions',
+    });
+    await store.collectionP; // connected, TTL index created
+    return { store, close: () => store.close() };
+  }
   const client = createClient({ url: env.REDIS_URL || 'redis://127.0.0.1:7210/0' });
   client.on('error', (err) => console.error('redis error', err.message));
   await client.connect();
+  const store = new RedisStore({ client, prefix: env.PREFIX || 'sess:' });
+  return { store, close: () => client.quit() };
+}
+
+async function main() {
+  const { store, close } = await openStore();
 
   const app = express();
   const name = env.COOKIE_NAME || 'connect.sid';
   const secrets = (env.SESSION_SECRETS || 'change-me').split(',');
-  const store = new RedisStore({ client, prefix: env.PREFIX || 'sess:' });
   if (flag('NO_SESSION')) {
     app.get('/:case/', (req, res) => res.type('text').send('ok'));
   } else {
@@ -90,7 +108,7 @@ async function main() {
   const server = app.listen(Number(env.PORT || 3000), '127.0.0.1', () => {
     console.log(`listening on ${server.address().port}`);
   });
-  const stop = () => server.close(() => client.quit().finally(() => process.exit(0)));
+  const stop = () => server.close(() => close().finally(() => process.exit(0)));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
