@@ -395,15 +395,23 @@ class RoundTrips:
         return +after, sends
 
 
-@pytest.mark.parametrize("mode", ["standalone", "cluster", "cluster-one-shard"])
+ROUND_TRIP_SETUPS = {
+    "standalone": ("redis_standalone", 16),
+    "sentinel": ("redis_sentinel", 16),
+    "cluster": ("redis_cluster", 16),
+    "cluster-one-shard": ("redis_cluster", 1),
+    "valkey-cluster": ("valkey_cluster", 16),
+}
+
+
+@pytest.mark.parametrize("mode", list(ROUND_TRIP_SETUPS))
 def test_round_trips_per_operation(
     mode: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup: Setup = request.getfixturevalue(
-        "redis_standalone" if mode == "standalone" else "redis_cluster"
-    )
-    store = make_store(setup, INDEX_SHARDS=1 if mode == "cluster-one-shard" else 16)
-    mode = "cluster" if mode.startswith("cluster") else mode
+    fixture, shards = ROUND_TRIP_SETUPS[mode]
+    setup: Setup = request.getfixturevalue(fixture)
+    store = make_store(setup, INDEX_SHARDS=shards)
+    mode = "standalone" if fixture in ("redis_standalone", "redis_sentinel") else "cluster"
     try:
         for i in range(12):  # open a connection to every node and load the scripts first
             warm = new_key()
