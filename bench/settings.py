@@ -124,6 +124,12 @@ elif ENGINE == "sk_express":  # connect-redis's layout, database 4 (floor_redis 
         "OPTIONS": {"PREFIX": REDIS_PREFIX},
     }
 
+# The rolling read before and after TOUCH_AFTER: BENCH_ROLLING=1 BENCH_TOUCH_AFTER=60.
+if os.environ.get("BENCH_ROLLING"):
+    SESSIONKIT["ROLLING"] = True
+if os.environ.get("BENCH_TOUCH_AFTER"):
+    SESSIONKIT["TOUCH_AFTER"] = int(os.environ["BENCH_TOUCH_AFTER"])
+
 if ENGINE == "none":
     SESSION_MIDDLEWARE: list[str] = []
 elif ENGINE == "floor_redis":  # the budget's round trips and nothing else (bench/floor.py)

@@ -348,3 +348,19 @@ def test_an_address_runserver_cannot_take_is_refused_with_the_form(
     assert result.returncode == 1
     assert f"EXAMPLE_ADDR={addr!r} is not an address runserver takes" in result.stderr
     assert "HOST:PORT" in result.stderr and "migrating" not in result.stdout
+
+
+def test_who_am_i_shows_the_session_s_timeouts(client: Client) -> None:
+    client.get("/")
+    assert "No idle or absolute timeout is set" in client.get("/whoami/").content.decode()
+    example = {**example_sessionkit(), "IDLE_TIMEOUT": 20, "ABSOLUTE_TIMEOUT": 3600}
+    with override_settings(SESSIONKIT=example):
+        page = client.get("/whoami/").content.decode()
+    assert "ends after 20 s without a visit" in page
+    assert "3600 s after sign-in, at " in page
+
+
+def example_sessionkit() -> dict[str, Any]:
+    from django.conf import settings
+
+    return dict(settings.SESSIONKIT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import logout
@@ -42,8 +43,27 @@ def whoami(request: HttpRequest) -> HttpResponse:
             # Our engine's extras: the record as stored, and the hash the store keys it by.
             "record": getattr(session, "record", None),
             "key_hash": getattr(session, "key_hash", None),
+            "lifetimes": lifetimes(getattr(session, "record", None)),
         },
     )
+
+
+def lifetimes(record: Any) -> list[tuple[str, str]]:
+    """The session's own limits (SESSIONKIT's lifetime keys), as the whoami page shows them."""
+    from django_sessionkit.conf import sessionkit_settings as conf
+
+    shown = []
+    if conf.IDLE_TIMEOUT is not None:
+        shown.append(("Idle timeout", f"ends after {conf.IDLE_TIMEOUT} s without a visit"))
+    if conf.ABSOLUTE_TIMEOUT is not None:
+        until = ""
+        if record is not None:
+            end = timezone.localtime(record.created_at + timedelta(seconds=conf.ABSOLUTE_TIMEOUT))
+            until = f", at {end:%H:%M:%S} at the latest"
+        shown.append(("Absolute timeout", f"{conf.ABSOLUTE_TIMEOUT} s after sign-in{until}"))
+    if conf.ANONYMOUS_MAX_AGE is not None:
+        shown.append(("Anonymous sessions", f"live at most {conf.ANONYMOUS_MAX_AGE} s"))
+    return shown
 
 
 @require_POST
