@@ -449,6 +449,15 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
                     "or None for no limit.",
                 )
             )
+    most = raw.get("MAX_SESSIONS_PER_USER")
+    if most is not None and not _is_count(most, 1):
+        problems.append(
+            _error(
+                31,
+                f"{_key('MAX_SESSIONS_PER_USER')} is {most!r}; it must be a whole number of "
+                "sessions >= 1, or None for no limit.",
+            )
+        )
     touch_after = raw.get("TOUCH_AFTER")
     if touch_after is not None and not _is_count(touch_after, 0):
         problems.append(

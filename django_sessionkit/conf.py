@@ -49,6 +49,7 @@ KEYS: dict[str, str] = {
     "ANONYMOUS_MAX_AGE": "(none)",
     "TOUCH_AFTER": "touchAfter (connect-mongo)",
     "END_SESSIONS_ON_PASSWORD_CHANGE": "(none)",
+    "MAX_SESSIONS_PER_USER": "(none)",
 }
 
 #: The lifetime keys: seconds (an int >= 1), or None for no limit.
@@ -307,6 +308,13 @@ class Settings:
             return int(value)
         idle = self.IDLE_TIMEOUT
         return 0 if idle is None else max(1, min(60, idle // 10))
+
+    @setting
+    def MAX_SESSIONS_PER_USER(self) -> int | None:
+        """The most sessions one user keeps: a login past it ends the user's least recently
+        seen ones (``None``: no limit)."""
+        value = self._get("MAX_SESSIONS_PER_USER", None)
+        return None if value is None else int(value)
 
     @setting
     def END_SESSIONS_ON_PASSWORD_CHANGE(self) -> bool:

@@ -203,6 +203,7 @@ class SessionStore(SessionBase):
         self._ended: tuple[str, str | None, str] | None = None
         self._events: list[signals.Event] = []  # sent at the end of the request
         self._password_changed = False  # this save follows update_session_auth_hash()
+        self._signed_in_now = False  # this save is the first with its user (a login)
         self._session_key = session_key
 
     @classmethod
@@ -499,6 +500,9 @@ class SessionStore(SessionBase):
         request = self.request
         user_id = data.get(AUTH_USER_KEY)
         self._password_changed = _password_changed(previous, data)
+        self._signed_in_now = user_id is not None and (
+            previous is None or previous.user_id != str(user_id)
+        )
         record = SessionRecord(
             data=data,
             expires_at=self._expires_at(now),
@@ -543,6 +547,10 @@ class SessionStore(SessionBase):
             self.store.delete(replaced)
         if changes is None:
             self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
+        if self._signed_in_now and saved.user_id is not None and conf.MAX_SESSIONS_PER_USER:
+            self._signed_in_now = False
+            limit = conf.MAX_SESSIONS_PER_USER
+            lifecycle.enforce_limit(self.store, saved.user_id, limit, request=self.request)
         if self._password_changed and saved.user_id is not None:
             self._password_changed = False
             lifecycle.end_user(
@@ -566,6 +574,10 @@ class SessionStore(SessionBase):
             await self.store.adelete(replaced)
         if changes is None:
             self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
+        if self._signed_in_now and saved.user_id is not None and conf.MAX_SESSIONS_PER_USER:
+            self._signed_in_now = False
+            limit = conf.MAX_SESSIONS_PER_USER
+            await lifecycle.aenforce_limit(self.store, saved.user_id, limit, request=self.request)
         if self._password_changed and saved.user_id is not None:
             self._password_changed = False
             await lifecycle.aend_user(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from django_sessionkit.signals import Event, asend, send, session_ended
-from django_sessionkit.stores.base import SessionRecord, Store, utcnow
+from django_sessionkit.stores.base import SessionRecord, Store, to_us, utcnow
 
 #: Events sent at a time while every session is ended one by one.
 PAGE = 200
@@ -114,3 +114,37 @@ def end_all(
                 events = []
     send(events)
     return ended
+
+
+def _beyond_limit(
+    listed: list[tuple[str, SessionRecord]], limit: int
+) -> list[tuple[str, SessionRecord]]:
+    """The sessions past the ``limit`` most recently seen, in one order every process agrees
+    on (last seen, then key): when several logins of one user race, each ends the same ones,
+    and exactly ``limit`` are left once the last of them has looked."""
+    ordered = sorted(listed, key=lambda item: (-to_us(item[1].last_seen), item[0]))
+    return ordered[limit:]
+
+
+def enforce_limit(
+    store: Store, user_id: str, limit: int, *, request: HttpRequest | None = None
+) -> int:
+    """End the user's least recently seen sessions past ``limit`` (MAX_SESSIONS_PER_USER);
+    how many were ended. Called after the login's own session is saved."""
+    doomed = _beyond_limit(store.list(user_id=user_id, limit=PAGE_ALL), limit)
+    for key, _record in doomed:
+        store.delete(key)
+    send([ended_event(k, user_id, "revoked", by="limit", request=request) for k, _ in doomed])
+    return len(doomed)
+
+
+async def aenforce_limit(
+    store: Store, user_id: str, limit: int, *, request: HttpRequest | None = None
+) -> int:
+    doomed = _beyond_limit(await store.alist(user_id=user_id, limit=PAGE_ALL), limit)
+    for key, _record in doomed:
+        await store.adelete(key)
+    await asend(
+        [ended_event(k, user_id, "revoked", by="limit", request=request) for k, _ in doomed]
+    )
+    return len(doomed)

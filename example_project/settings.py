@@ -158,6 +158,9 @@ SESSIONKIT: dict[str, Any] = {
     # No express option: a password change (update_session_auth_hash) ends the user's other
     # sessions at once.
     "END_SESSIONS_ON_PASSWORD_CHANGE": True,
+    # No express option: the most sessions one user keeps; a login past it ends the user's
+    # least recently seen session. None: no limit. Try EXAMPLE_MAX_SESSIONS=2.
+    "MAX_SESSIONS_PER_USER": int(os.environ.get("EXAMPLE_MAX_SESSIONS") or 0) or None,
 }
 
 ROOT_URLCONF = "example_project.urls"

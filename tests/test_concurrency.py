@@ -150,3 +150,24 @@ def test_a_revoke_in_the_middle_of_a_burst_stays_revoked(
     assert revoked.is_set()
     assert set(statuses) <= {200, 400}  # 400: SessionInterrupted for requests caught mid-revoke
     assert get_store().load(key) is None
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg", "mysql"])
+def test_simultaneous_logins_past_the_limit_leave_exactly_the_limit(
+    live_server: object, store_alias: str
+) -> None:
+    """MAX_SESSIONS_PER_USER = N and N + 3 logins of one user at once: exactly N are left,
+    the most recently seen ones."""
+    from django.contrib.auth import get_user_model
+
+    from django_sessionkit.conf import sessionkit_settings
+
+    limit = 3
+    get_user_model().objects.create_user("racer", password="x")
+    with override_settings(SESSIONKIT={**sessionkit_settings.raw, "MAX_SESSIONS_PER_USER": limit}):
+        browsers = [Browser(live_server.url) for _ in range(limit + 3)]  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(len(browsers)) as pool:
+            statuses = list(pool.map(lambda b: b.get("/login/racer/")[0], browsers))
+        assert statuses == [200] * len(browsers)
+        user_id = str(get_user_model().objects.get(username="racer").pk)
+        assert get_store().count(user_id=user_id) == limit

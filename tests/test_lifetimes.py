@@ -197,3 +197,26 @@ def test_without_end_sessions_on_password_change_django_s_rule_applies(
         laptop.get("/password/alice/")
         assert len(each_store.list(user_id=str(user.pk))) == 2  # still listed
         assert phone.get("/whoami/").json() == {"user": None}  # its hash check fails
+
+
+def test_a_login_past_the_limit_ends_the_least_recently_seen_session(
+    each_store: Store, user: Any
+) -> None:
+    with lifetimes(MAX_SESSIONS_PER_USER=2):
+        first, second = signed_in("alice"), signed_in("alice")
+        second.get("/count/")  # seen after the first
+        rewrite(each_store, key_of(first), last_seen=utcnow() - timedelta(minutes=5))
+        third = signed_in("alice")
+        left = {key for key, _ in each_store.list(user_id=str(user.pk))}
+        assert left == {key_of(second), key_of(third)}
+        assert first.get("/whoami/").json() == {"user": None}
+        assert third.get("/whoami/").json() == {"user": "alice"}
+
+
+def test_a_wrong_session_limit_fails_the_checks() -> None:
+    from django_sessionkit.checks import sessionkit_checks
+
+    for wrong in (0, -1, "3", 2.5):
+        with override_settings(SESSIONKIT={"MAX_SESSIONS_PER_USER": wrong}):
+            errors = [e for e in sessionkit_checks() if e.id == "sessionkit.E031"]
+        assert errors and "MAX_SESSIONS_PER_USER" in errors[0].msg, wrong

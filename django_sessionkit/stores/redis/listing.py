@@ -105,7 +105,12 @@ class Listing(PlanRunner):
             self._recheck_at = time.monotonic() + LEGACY_RECHECK
 
     def _user_steps(self, user_id: str) -> Steps[builtins.list[tuple[str, SessionRecord]]]:
-        """Every live session of one user (checked against the record), stale members dropped."""
+        """Every live session of one user (checked against the record).
+
+        A member whose record is missing is left in the set for the purge to sweep: on a
+        Cluster a new session's SADD may land a moment before its save, and dropping it
+        here would hide that session from "sign out everywhere" and the session limit.
+        A member whose record names another user is dropped."""
         user_key = self.user_key(user_id)
         (members,) = yield [Call(("SMEMBERS", user_key))]
         members = sorted(self._ok(members))
@@ -115,7 +120,9 @@ class Listing(PlanRunner):
         found, stale = [], []
         for member, fields in zip(members, results, strict=True):
             record = self._decode(member, fields)
-            if record is None or record.user_id != user_id:
+            if record is None:
+                continue
+            if record.user_id != user_id:
                 stale.append(member)
             else:
                 found.append((member, record))
@@ -268,10 +275,8 @@ class Listing(PlanRunner):
             eval_call(DELETE_IF_OWNER, [self.session_key(m)], [user_id]) for m in members
         ]
         deleted = [m for m, r in zip(members, results, strict=True) if self._ok(r) == 1]
-        cleanup = [Call(("SREM", user_key, *members))]
-        if deleted:
-            cleanup += self._unindex_calls(deleted)
-        yield cleanup
+        if deleted:  # the others may be a save in flight: the purge sweeps them if gone
+            yield [Call(("SREM", user_key, *deleted)), *self._unindex_calls(deleted)]
         return len(deleted)
 
     def _delete_all_steps(self, keep: str | None) -> Steps[int]:
