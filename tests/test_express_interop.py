@@ -32,7 +32,7 @@ from tests.express_peer import (
     start_app,
 )
 from tests.redis_fixtures import delete_prefix, new_prefix
-from tests.redis_servers import Standalone
+from tests.redis_servers import Cluster, Standalone
 from tests.store_contract import StoreContract, close_to, make_record
 
 pytestmark = pytest.mark.django_db
@@ -493,7 +493,11 @@ class TestExpressRedisStoreContract(StoreContract):
 
 def redis_client_for(store: ExpressRedisStore) -> Any:
     import redis
+    import redis.cluster
 
+    if isinstance(store.location, list):  # a Cluster's nodes
+        host, port = store.location[0].rsplit(":", 1)
+        return redis.cluster.RedisCluster(host=host, port=int(port), decode_responses=True)
     return redis.Redis.from_url(store.location, decode_responses=True)
 
 
@@ -504,3 +508,14 @@ def test_check_accepts_connect_redis_options_and_names_wrong_ones() -> None:
     )
     assert len(problems) == 3
     assert any("ExpressRedisStore option" in p for p in problems)
+
+
+class TestExpressRedisStoreContractOnCluster(TestExpressRedisStoreContract):
+    """connect-redis's layout on a Redis Cluster: its listings SCAN every master."""
+
+    @pytest.fixture
+    def store(self, redis_cluster: Cluster) -> Iterator[ExpressRedisStore]:
+        store = ExpressRedisStore(redis_cluster.nodes, {"MODE": "cluster", "PREFIX": new_prefix()})
+        yield store
+        store.close()
+        delete_prefix(redis_cluster, store.prefix)
