@@ -124,6 +124,10 @@ elif ENGINE == "sk_express":  # connect-redis's layout, database 4 (floor_redis 
         "OPTIONS": {"PREFIX": REDIS_PREFIX},
     }
 
+# PostgreSQL's asynchronous commit for session writes: BENCH_SYNCHRONOUS_COMMIT=0.
+if ENGINE == "sk_pg" and os.environ.get("BENCH_SYNCHRONOUS_COMMIT") == "0":
+    SESSIONKIT["STORE"] = {"OPTIONS": {"SYNCHRONOUS_COMMIT": False}}
+
 # The rolling read before and after TOUCH_AFTER: BENCH_ROLLING=1 BENCH_TOUCH_AFTER=60.
 if os.environ.get("BENCH_ROLLING"):
     SESSIONKIT["ROLLING"] = True

@@ -187,6 +187,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SESSIONKIT_EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+        # WAL: readers do not wait for the writer, and a commit does not wait for a full
+        # sync of the database file (session writes on every request stay cheap).
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
     }
 }
 

@@ -173,3 +173,32 @@ def test_the_admin_side_does_not_wait_out_a_postgresql_lock(pg_alias: str) -> No
 @pytest.mark.django_db(transaction=True, databases=["default", "mysql"])
 def test_the_admin_side_does_not_wait_out_a_mariadb_lock(mysql_alias: str) -> None:
     admin_side_calls_give_up(mysql_alias, mariadb_lock(mysql_alias))
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_asynchronous_commit_is_opt_in_and_only_for_session_writes(pg_alias: str) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    connection = connections[pg_alias]
+    for synchronous in (True, False):
+        options = {"SYNCHRONOUS_COMMIT": synchronous}
+        with override_settings(SESSIONKIT={"STORE": {"LOCATION": pg_alias, "OPTIONS": options}}):
+            browser = Client()
+            with CaptureQueriesContext(connection) as queries:
+                assert browser.get("/incr/").json() == {"views": 1}
+                assert browser.get("/incr/").json() == {"views": 2}
+            sent = " ".join(q["sql"] for q in queries.captured_queries)
+            assert ("synchronous_commit TO OFF" in sent) is (not synchronous)
+            reads = [q["sql"] for q in queries.captured_queries if "SELECT" in q["sql"]]
+            assert reads and not any("synchronous_commit" in q for q in reads)
+            with connection.cursor() as cursor:  # SET LOCAL ended with its statement
+                cursor.execute("SHOW synchronous_commit")
+                assert cursor.fetchone()[0] == "on"
+
+
+def test_synchronous_commit_must_be_a_bool() -> None:
+    from django_sessionkit.stores.database import DatabaseStore
+
+    problems = DatabaseStore.check(None, {"SYNCHRONOUS_COMMIT": "off"})
+    assert any("SYNCHRONOUS_COMMIT" in p and "True" in p for p in problems)
+    assert DatabaseStore.check(None, {"SYNCHRONOUS_COMMIT": False}) == []

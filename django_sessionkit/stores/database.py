@@ -321,7 +321,8 @@ class DatabaseStore(Store):
         connection = connections[self.alias]
         prepared = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in params]
         with self._errors(), connection.cursor() as cursor:
-            self._timeouts.execute(connection, cursor, self._statements()[statement], prepared)
+            sql = self._statements()[statement]
+            self._timeouts.execute(connection, cursor, sql, prepared, write=True)
             return int(cursor.rowcount)
 
     def _delete(self, rows: QuerySet[Session]) -> int:

@@ -32,13 +32,20 @@ ADMIN_STATEMENT_TIMEOUT = 30.0
 OPTIONS: dict[str, tuple[type, ...]] = {
     "LOCK_TIMEOUT": (int, float),
     "STATEMENT_TIMEOUT": (int, float),
+    "SYNCHRONOUS_COMMIT": (bool,),
 }
 DEFAULTS = {"LOCK_TIMEOUT": 0.5, "STATEMENT_TIMEOUT": 1.0}
 
 
 def problems(options: Mapping[str, Any]) -> list[str]:
     found = []
-    for name in OPTIONS:
+    commit = options.get("SYNCHRONOUS_COMMIT", True)
+    if not isinstance(commit, bool):
+        found.append(
+            f"OPTIONS['SYNCHRONOUS_COMMIT'] is {commit!r}; it must be True (the default) or "
+            "False (PostgreSQL: session writes do not wait for the WAL flush)."
+        )
+    for name in DEFAULTS:
         value = options.get(name, DEFAULTS[name])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             found.append(
@@ -53,13 +60,19 @@ class Timeouts:
         self.lock = float(options.get("LOCK_TIMEOUT", DEFAULTS["LOCK_TIMEOUT"]))
         self.sqlite_lock = float(options.get("LOCK_TIMEOUT", 0))
         self.statement = float(options.get("STATEMENT_TIMEOUT", DEFAULTS["STATEMENT_TIMEOUT"]))
+        # PostgreSQL only: a session write does not wait for its WAL flush (see stores-database)
+        self.asynchronous_commit = options.get("SYNCHRONOUS_COMMIT", True) is False
 
-    def execute(self, connection: Any, cursor: Any, sql: str, params: Sequence[Any]) -> None:
-        """Run ``sql`` under the limits; the cursor is left on its result."""
-        if not (self.lock or self.statement) or connection.in_atomic_block:
+    def execute(
+        self, connection: Any, cursor: Any, sql: str, params: Sequence[Any], *, write: bool = False
+    ) -> None:
+        """Run ``sql`` under the limits; the cursor is left on its result. ``write``: a
+        session write, which SYNCHRONOUS_COMMIT = False lets commit without the WAL flush."""
+        asynchronous = write and self.asynchronous_commit
+        if not (self.lock or self.statement or asynchronous) or connection.in_atomic_block:
             cursor.execute(sql, params)
         elif connection.vendor == "postgresql" and _client_side_binding(cursor):
-            self._postgresql(cursor, sql, params)
+            self._postgresql(cursor, sql, params, asynchronous=asynchronous)
         elif connection.vendor == "mysql" and getattr(connection, "mysql_is_mariadb", False):
             self._mariadb(cursor, sql, params)
         elif connection.vendor == "sqlite" and self.sqlite_lock:
@@ -68,9 +81,11 @@ class Timeouts:
             cursor.execute(sql, params)
 
     def _postgresql(
-        self, cursor: Any, sql: str, params: Sequence[Any], statement: float = 0
+        self, cursor: Any, sql: str, params: Sequence[Any], *, asynchronous: bool = False
     ) -> None:
-        settings = self._postgresql_settings(statement or self.statement)
+        settings = self._postgresql_settings(self.statement)
+        if asynchronous:
+            settings.append("SET LOCAL synchronous_commit TO OFF")
         cursor.execute("; ".join([*settings, sql]), params)
         if _psycopg3(cursor):  # psycopg 3 stands on the first result, psycopg 2 on the last
             for _setting in settings:
