@@ -28,7 +28,7 @@ import pymongo
 from django.core.exceptions import ImproperlyConfigured
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
-from django_sessionkit.stores.base import Store, StoreUnavailable
+from django_sessionkit.stores.base import StoreUnavailable
 from django_sessionkit.stores.mongo.connection import (
     CODEC_OPTIONS,
     aforget,
@@ -39,6 +39,7 @@ from django_sessionkit.stores.mongo.connection import (
     problems,
     sync_client,
 )
+from django_sessionkit.stores.steps import StepStore
 
 logger = logging.getLogger("django_sessionkit")
 
@@ -77,7 +78,7 @@ def error_code(exc: BaseException) -> int | None:
     return exc.code if isinstance(exc, OperationFailure) else None
 
 
-class MongoCollectionStore(Store):
+class MongoCollectionStore(StepStore):
     """A store on one MongoDB collection: configuration, clients, indexes, auto-removal,
     and the drivers that run :data:`Steps` on the sync or the async client."""
 

@@ -250,50 +250,6 @@ class ExpressMongoStore(ExpressLayout, MongoCollectionStore):
 
     # --- the contract ---------------------------------------------------------------
 
-    def load(self, key: str) -> SessionRecord | None:
-        return self._drive(self._load_steps(key))
-
-    def save(
-        self,
-        key: str,
-        record: SessionRecord,
-        *,
-        must_create: bool = False,
-        changes: Changes | None = None,
-    ) -> SessionRecord:
-        return self._drive(self._save_steps(key, record, must_create, changes))
-
-    def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
-        return self._drive(self._touch_steps(key, expires_at, last_seen))
-
-    def delete(self, key: str) -> None:
-        self._drive(self._delete_steps(key))
-
-    def exists(self, key: str) -> bool:
-        return self._drive(self._exists_steps(key))
-
-    async def aload(self, key: str) -> SessionRecord | None:
-        return await self._adrive(self._load_steps(key))
-
-    async def asave(
-        self,
-        key: str,
-        record: SessionRecord,
-        *,
-        must_create: bool = False,
-        changes: Changes | None = None,
-    ) -> SessionRecord:
-        return await self._adrive(self._save_steps(key, record, must_create, changes))
-
-    async def atouch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
-        return await self._adrive(self._touch_steps(key, expires_at, last_seen))
-
-    async def adelete(self, key: str) -> None:
-        await self._adrive(self._delete_steps(key))
-
-    async def aexists(self, key: str) -> bool:
-        return await self._adrive(self._exists_steps(key))
-
     # --- O(collection): connect-mongo keeps no index -------------------------------------
 
     def _all_steps(self) -> Steps[builtins.list[tuple[str, SessionRecord]]]:

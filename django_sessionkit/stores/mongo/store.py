@@ -89,13 +89,14 @@ from django_sessionkit.stores.mongo.layout import (
     order_key,
 )
 from django_sessionkit.stores.redis import ip_code
+from django_sessionkit.stores.steps import StepListing
 
 logger = logging.getLogger("django_sessionkit")
 
 __all__ = ["MongoStore"]
 
 
-class MongoStore(MongoCollectionStore):
+class MongoStore(MongoCollectionStore, StepListing):
     """Sessions in a MongoDB collection; see the module docstring."""
 
     label = "mongodb"
@@ -380,48 +381,6 @@ class MongoStore(MongoCollectionStore):
 
     # --- sync API -------------------------------------------------------------------
 
-    def load(self, key: str) -> SessionRecord | None:
-        return self._drive(self._load_steps(key))
-
-    def save(
-        self,
-        key: str,
-        record: SessionRecord,
-        *,
-        must_create: bool = False,
-        changes: Changes | None = None,
-    ) -> SessionRecord:
-        return self._drive(self._save_steps(key, record, must_create, changes))
-
-    def touch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
-        return self._drive(self._touch_steps(key, expires_at, last_seen))
-
-    def delete(self, key: str) -> None:
-        self._drive(self._delete_steps(key))
-
-    def exists(self, key: str) -> bool:
-        return self._drive(self._exists_steps(key))
-
-    def count(self, *, user_id: str | None = None) -> int:
-        return self._drive(self._count_steps(user_id), admin=True)
-
-    def list(
-        self,
-        *,
-        user_id: str | None = None,
-        signed_in: bool | None = None,
-        ip: IPFilter | None = None,
-        after: Cursor | None = None,
-        limit: int = 50,
-    ) -> builtins.list[tuple[str, SessionRecord]]:
-        return self._drive(self._list_steps(user_id, signed_in, ip, after, limit), admin=True)
-
-    def delete_all(self, *, keep: str | None = None) -> int:
-        return self._drive(self._delete_all_steps(keep), admin=True)
-
-    def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        return self._drive(self._delete_for_user_steps(user_id, keep), admin=True)
-
     def find_by_prefix(
         self, prefix: str, limit: int = 2
     ) -> builtins.list[tuple[str, SessionRecord]]:
@@ -447,47 +406,3 @@ class MongoStore(MongoCollectionStore):
                 return
 
     # --- async API (pymongo.AsyncMongoClient, one per event loop) ----------------------
-
-    async def aload(self, key: str) -> SessionRecord | None:
-        return await self._adrive(self._load_steps(key))
-
-    async def asave(
-        self,
-        key: str,
-        record: SessionRecord,
-        *,
-        must_create: bool = False,
-        changes: Changes | None = None,
-    ) -> SessionRecord:
-        return await self._adrive(self._save_steps(key, record, must_create, changes))
-
-    async def atouch(self, key: str, expires_at: datetime, last_seen: datetime) -> bool:
-        return await self._adrive(self._touch_steps(key, expires_at, last_seen))
-
-    async def adelete(self, key: str) -> None:
-        await self._adrive(self._delete_steps(key))
-
-    async def aexists(self, key: str) -> bool:
-        return await self._adrive(self._exists_steps(key))
-
-    async def acount(self, *, user_id: str | None = None) -> int:
-        return await self._adrive(self._count_steps(user_id), admin=True)
-
-    async def alist(
-        self,
-        *,
-        user_id: str | None = None,
-        signed_in: bool | None = None,
-        ip: IPFilter | None = None,
-        after: Cursor | None = None,
-        limit: int = 50,
-    ) -> builtins.list[tuple[str, SessionRecord]]:
-        return await self._adrive(
-            self._list_steps(user_id, signed_in, ip, after, limit), admin=True
-        )
-
-    async def adelete_all(self, *, keep: str | None = None) -> int:
-        return await self._adrive(self._delete_all_steps(keep), admin=True)
-
-    async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        return await self._adrive(self._delete_for_user_steps(user_id, keep), admin=True)

@@ -23,6 +23,7 @@ from django_sessionkit.stores.redis import connection
 from django_sessionkit.stores.redis.keys import Shards, cursor_args, ip_code, now_us, where
 from django_sessionkit.stores.redis.plans import Call, Plan, PlanRunner, Steps, eval_call
 from django_sessionkit.stores.redis.scripts import DELETE_IF_OWNER, INDEX, PAGE
+from django_sessionkit.stores.steps import StepListing
 
 #: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest).
 PRUNE_ON_LIST = 1000
@@ -52,7 +53,7 @@ def _position_order(position: Position) -> tuple[int, str]:
     return (int(position[0]) if position[0] else -(1 << 63)), position[1]
 
 
-class Listing(PlanRunner):
+class Listing(PlanRunner, StepListing):
     """The many-session half of :class:`~django_sessionkit.stores.redis.RedisStore`."""
 
     prefix: str
@@ -305,28 +306,8 @@ class Listing(PlanRunner):
                 yield self._unindex_calls(doomed)
         return ended
 
-    def count(self, *, user_id: str | None = None) -> int:
-        return self._drive(self._count_steps(user_id))
-
     def estimate_count(self) -> int | None:
         return self.count()  # one ZCOUNT: already cheap
-
-    def list(
-        self,
-        *,
-        user_id: str | None = None,
-        signed_in: bool | None = None,
-        ip: IPFilter | None = None,
-        after: Cursor | None = None,
-        limit: int = 50,
-    ) -> builtins.list[tuple[str, SessionRecord]]:
-        return self._drive(self._list_steps(user_id, signed_in, ip, after, limit))
-
-    def delete_all(self, *, keep: str | None = None) -> int:
-        return self._drive(self._delete_all_steps(keep))
-
-    def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        return self._drive(self._delete_for_user_steps(user_id, keep))
 
     def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
         """Drop index entries of expired sessions (Redis expires the records themselves).
@@ -404,26 +385,6 @@ class Listing(PlanRunner):
         ]
         if stale:
             self._run(stale)
-
-    async def acount(self, *, user_id: str | None = None) -> int:
-        return await self._adrive(self._count_steps(user_id))
-
-    async def alist(
-        self,
-        *,
-        user_id: str | None = None,
-        signed_in: bool | None = None,
-        ip: IPFilter | None = None,
-        after: Cursor | None = None,
-        limit: int = 50,
-    ) -> builtins.list[tuple[str, SessionRecord]]:
-        return await self._adrive(self._list_steps(user_id, signed_in, ip, after, limit))
-
-    async def adelete_all(self, *, keep: str | None = None) -> int:
-        return await self._adrive(self._delete_all_steps(keep))
-
-    async def adelete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        return await self._adrive(self._delete_for_user_steps(user_id, keep))
 
 
 def _glob_escape(text: str) -> str:

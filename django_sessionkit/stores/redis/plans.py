@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import redis.cluster
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from django_sessionkit.stores.base import Store, StoreUnavailable
+from django_sessionkit.stores.base import StoreUnavailable
 from django_sessionkit.stores.redis import connection
 from django_sessionkit.stores.redis.scripts import Script
+from django_sessionkit.stores.steps import StepStore
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ def eval_call(script: Script, keys: builtins.list[str], args: builtins.list[Any]
     return Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
 
-class PlanRunner(Store):
+class PlanRunner(StepStore):
     """Runs plans against this store's connection pools, under the circuit breaker."""
 
     config: connection.RedisConfig
@@ -121,7 +122,7 @@ class PlanRunner(Store):
             pipe.execute_command(*call.args)
         return list(await pipe.execute(raise_on_error=False))
 
-    def _drive(self, steps: Steps[T]) -> T:
+    def _drive(self, steps: Steps[T], *, admin: bool = False) -> T:
         try:
             plan = next(steps)
             while True:
@@ -129,7 +130,7 @@ class PlanRunner(Store):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _adrive(self, steps: Steps[T]) -> T:
+    async def _adrive(self, steps: Steps[T], *, admin: bool = False) -> T:
         try:
             plan = next(steps)
             while True:
