@@ -460,8 +460,8 @@ class SessionStore(SessionBase):
             return {}
         self._record = record
         self._snapshot = _snapshot(record.data)
-        if self._bound and self.request is not None:
-            self._client_changed(record)
+        if self._bound and signals.session_client_changed.has_listeners():
+            self._client_changed(record)  # works out the request's address and agent
         if self._bound and not cookies.is_key(self._sid):
             # An id from release 0.1 (43 characters) cannot be a session_key: the session
             # moves to a new id now, and the old key is deleted once the new one is saved.
@@ -644,8 +644,10 @@ class SessionStore(SessionBase):
     # --- events ---------------------------------------------------------------
 
     def _queue(self, signal: Signal, **kwargs: Any) -> None:
-        """An event, sent once the request is over (or at once outside a request)."""
-        self._events.append((signal, {"sender": type(self), "request": self.request, **kwargs}))
+        """An event, sent once the request is over (or at once outside a request); nothing
+        at all while nobody listens to ``signal``."""
+        if signal.has_listeners():
+            self._events.append((signal, {"sender": type(self), "request": self.request, **kwargs}))
 
     def _queue_ended(self, key: str, user_id: str | None, reason: str) -> None:
         self._queue(signals.session_ended, key_hash=key, user_id=user_id, reason=reason, by=None)

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import ipaddress
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, TypeAlias, TypeVar
@@ -268,6 +268,42 @@ def matches(
     if signed_in is not None and (record.user_id is not None) != signed_in:
         return False
     return network is None or in_network(record.ip, network)
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_code(ip: str | None) -> str:
+    """An address as the indexes order it: ``4`` or ``6`` and its bytes in hex; ``-`` for none.
+
+    Codes of one family have one length, so their lexical order is the numeric one and a
+    network is the range from its first to its last address.
+    """
+    if not ip:
+        return "-"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "-"
+    return f"{address.version}{address.packed.hex()}"
+
+
+def filtered_page(
+    items: Iterable[tuple[str, SessionRecord]],
+    *,
+    signed_in: bool | None,
+    network: IPNetwork | None,
+    after: Cursor | None,
+    limit: int,
+) -> builtins.list[tuple[str, SessionRecord]]:
+    """One page of :meth:`Store.list` from sessions already in hand (a user's few, or a
+    store with no index): the filters, the keyset cursor, the listing order, the limit."""
+    found = [
+        (key, record)
+        for key, record in items
+        if matches(record, signed_in=signed_in, network=network)
+        and (after is None or after.comes_before(key, record))
+    ]
+    found.sort(key=lambda item: (-to_us(item[1].last_seen), item[0]))
+    return found[:limit]
 
 
 def guarded(method: Callable[..., T]) -> Callable[..., T]:

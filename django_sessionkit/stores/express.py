@@ -81,8 +81,8 @@ from django_sessionkit.stores.base import (
     UpdateError,
     as_network,
     aware,
+    filtered_page,
     guarded,
-    matches,
 )
 from django_sessionkit.stores.redis import connection as redis_client
 
@@ -355,14 +355,9 @@ class ExpressLayout(Store):
         if limit <= 0:
             return []
         network = None if ip is None else as_network(ip)
-        found = [
-            (key, record)
-            for key, record in self._all(user_id)
-            if matches(record, signed_in=signed_in, network=network)
-            and (after is None or after.comes_before(key, record))
-        ]
-        found.sort(key=lambda item: (-_ms(item[1].last_seen), item[0]))
-        return found[:limit]
+        return filtered_page(
+            self._all(user_id), signed_in=signed_in, network=network, after=after, limit=limit
+        )
 
     def iter_all(self, *, batch_size: int = 500) -> Iterator[tuple[str, SessionRecord]]:
         """Every live session, most recently seen first: one SCAN, held in memory to sort

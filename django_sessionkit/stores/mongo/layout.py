@@ -13,10 +13,10 @@ from django_sessionkit.stores.base import (
     CorruptSession,
     SessionRecord,
     from_us,
+    ip_code,
     to_us,
     utcnow,
 )
-from django_sessionkit.stores.redis import ip_code
 
 __all__ = ["field_name", "key_name", "order_key"]
 

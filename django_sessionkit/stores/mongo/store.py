@@ -64,6 +64,7 @@ from django_sessionkit.stores.base import (
     UpdateError,
     as_network,
     from_us,
+    ip_code,
     to_us,
 )
 from django_sessionkit.stores.mongo.collection import (
@@ -88,7 +89,6 @@ from django_sessionkit.stores.mongo.layout import (
     now_us,
     order_key,
 )
-from django_sessionkit.stores.redis import ip_code
 from django_sessionkit.stores.steps import StepListing
 
 logger = logging.getLogger("django_sessionkit")

@@ -13,7 +13,8 @@ Where to find what:
   pools.
 """
 
-from django_sessionkit.stores.redis.keys import ip_code, where
+from django_sessionkit.stores.base import ip_code
+from django_sessionkit.stores.redis.keys import where
 from django_sessionkit.stores.redis.store import RedisStore
 
 __all__ = ["RedisStore", "ip_code", "where"]

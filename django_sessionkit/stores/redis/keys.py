@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import ipaddress
 import itertools
 import json
 import zlib
@@ -31,7 +30,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from django_sessionkit.stores.base import Cursor, SessionRecord, to_us
+from django_sessionkit.stores.base import Cursor, SessionRecord, ip_code, to_us
 
 #: The prefix of the hash fields that hold the session's data.
 DATA = "d:"
@@ -70,22 +69,6 @@ def counted_pairs(pairs: builtins.list[tuple[str, str]]) -> builtins.list[str]:
 
 def counted_names(names: builtins.list[str]) -> builtins.list[str]:
     return [str(len(names)), *names]
-
-
-@functools.lru_cache(maxsize=4096)
-def ip_code(ip: str | None) -> str:
-    """An address as the indexes order it: ``4`` or ``6`` and its bytes in hex; ``-`` for none.
-
-    Codes of one family have one length, so their lexical order is the numeric one and a
-    network is the range from its first to its last address.
-    """
-    if not ip:
-        return "-"
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "-"
-    return f"{address.version}{address.packed.hex()}"
 
 
 def where(user_id: str | None, ip: str | None) -> str:

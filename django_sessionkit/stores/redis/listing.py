@@ -16,11 +16,12 @@ from django_sessionkit.stores.base import (
     IPFilter,
     SessionRecord,
     as_network,
+    filtered_page,
+    ip_code,
     matches,
-    to_us,
 )
 from django_sessionkit.stores.redis import connection
-from django_sessionkit.stores.redis.keys import Shards, cursor_args, ip_code, now_us, where
+from django_sessionkit.stores.redis.keys import Shards, cursor_args, now_us, where
 from django_sessionkit.stores.redis.plans import Call, Plan, PlanRunner, Steps, eval_call
 from django_sessionkit.stores.redis.scripts import DELETE_IF_OWNER, INDEX, PAGE
 from django_sessionkit.stores.steps import StepListing
@@ -227,14 +228,9 @@ class Listing(PlanRunner, StepListing):
         network = None if ip is None else as_network(ip)
         if user_id is not None:  # the user's set: small, read whole, filtered and sorted here
             theirs = yield from self._user_steps(user_id)
-            mine = [
-                (k, r)
-                for k, r in theirs
-                if matches(r, signed_in=signed_in, network=network)
-                and (after is None or after.comes_before(k, r))
-            ]
-            mine.sort(key=lambda item: (-to_us(item[1].last_seen), item[0]))
-            return mine[:limit]
+            return filtered_page(
+                theirs, signed_in=signed_in, network=network, after=after, limit=limit
+            )
         page: dict[str, Any] = {"who": {None: "", True: "i", False: "a"}[signed_in]}
         if network is not None:
             page["codes"] = (
