@@ -200,7 +200,7 @@ class SessionStore(SessionBase):
         self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
         # a timed-out session: (store key, user id, reason), deleted at the end of the request
-        self._ended: tuple[str, str | None, str] | None = None
+        self._ended: tuple[str, SessionRecord, str] | None = None
         self._events: list[signals.Event] = []  # sent at the end of the request
         self._password_changed = False  # this save follows update_session_auth_hash()
         self._signed_in_now = False  # this save is the first with its user (a login)
@@ -452,7 +452,7 @@ class SessionStore(SessionBase):
             record = None  # an unsigned cookie never reaches a session that was not imported
         if record is not None and (reason := self._timed_out(record)):
             if self._sid is not None:  # deleted, and reported, at the end of the request
-                self._ended = (store_key(self._sid), record.user_id, reason)
+                self._ended = (store_key(self._sid), record, reason)
             record = None
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
@@ -649,8 +649,15 @@ class SessionStore(SessionBase):
         if signal.has_listeners():
             self._events.append((signal, {"sender": type(self), "request": self.request, **kwargs}))
 
-    def _queue_ended(self, key: str, user_id: str | None, reason: str) -> None:
-        self._queue(signals.session_ended, key_hash=key, user_id=user_id, reason=reason, by=None)
+    def _queue_ended(self, key: str, record: SessionRecord | None, reason: str) -> None:
+        self._queue(
+            signals.session_ended,
+            key_hash=key,
+            user_id=record.user_id if record else None,
+            reason=reason,
+            by=None,
+            record=record,
+        )
 
     def _client_changed(self, record: SessionRecord) -> None:
         assert self.request is not None
@@ -714,8 +721,7 @@ class SessionStore(SessionBase):
 
     def _queue_logout(self) -> None:
         if self._sid is not None and not self._is_new:
-            user = self._record.user_id if self._record else None
-            self._queue_ended(store_key(self._sid), user, "logout")
+            self._queue_ended(store_key(self._sid), self._record, "logout")
 
     def flush(self) -> None:
         """Empty the session, delete it from the store and drop its id."""

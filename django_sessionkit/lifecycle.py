@@ -27,6 +27,7 @@ def ended_event(
     *,
     by: str | None = None,
     request: HttpRequest | None = None,
+    record: SessionRecord | None = None,
 ) -> Event:
     from django_sessionkit.engine import SessionStore
 
@@ -37,6 +38,7 @@ def ended_event(
         "reason": reason,
         "by": by,
         "request": request,
+        "record": record,
     }
 
 
@@ -50,7 +52,8 @@ def end_one(
     request: HttpRequest | None = None,
 ) -> None:
     store.delete(key)
-    send([ended_event(key, record.user_id if record else None, reason, by=by, request=request)])
+    user_id = record.user_id if record else None
+    send([ended_event(key, user_id, reason, by=by, request=request, record=record)])
 
 
 def end_user(
@@ -66,9 +69,11 @@ def end_user(
     if not session_ended.has_listeners():
         return store.delete_for_user(user_id, keep=keep)
     events = []
-    for key in [k for k, _r in store.list(user_id=user_id, limit=PAGE_ALL) if k != keep]:
+    for key, record in store.list(user_id=user_id, limit=PAGE_ALL):
+        if key == keep:
+            continue
         store.delete(key)
-        events.append(ended_event(key, user_id, reason, by=by, request=request))
+        events.append(ended_event(key, user_id, reason, by=by, request=request, record=record))
     send(events)
     return len(events)
 
@@ -86,9 +91,11 @@ async def aend_user(
         return await store.adelete_for_user(user_id, keep=keep)
     events = []
     listed = await store.alist(user_id=user_id, limit=PAGE_ALL)
-    for key in [k for k, _r in listed if k != keep]:
+    for key, record in listed:
+        if key == keep:
+            continue
         await store.adelete(key)
-        events.append(ended_event(key, user_id, reason, by=by, request=request))
+        events.append(ended_event(key, user_id, reason, by=by, request=request, record=record))
     await asend(events)
     return len(events)
 
@@ -108,7 +115,9 @@ def end_all(
         if key != keep and record.created_at <= started:
             store.delete(key)
             ended += 1
-            events.append(ended_event(key, record.user_id, "revoked", by=by, request=request))
+            events.append(
+                ended_event(key, record.user_id, "revoked", by=by, request=request, record=record)
+            )
             if len(events) >= PAGE:
                 send(events)
                 events = []
@@ -134,7 +143,12 @@ def enforce_limit(
     doomed = _beyond_limit(store.list(user_id=user_id, limit=PAGE_ALL), limit)
     for key, _record in doomed:
         store.delete(key)
-    send([ended_event(k, user_id, "revoked", by="limit", request=request) for k, _ in doomed])
+    send(
+        [
+            ended_event(k, user_id, "revoked", by="limit", request=request, record=r)
+            for k, r in doomed
+        ]
+    )
     return len(doomed)
 
 
@@ -145,6 +159,9 @@ async def aenforce_limit(
     for key, _record in doomed:
         await store.adelete(key)
     await asend(
-        [ended_event(k, user_id, "revoked", by="limit", request=request) for k, _ in doomed]
+        [
+            ended_event(k, user_id, "revoked", by="limit", request=request, record=r)
+            for k, r in doomed
+        ]
     )
     return len(doomed)

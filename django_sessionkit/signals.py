@@ -9,7 +9,11 @@ session) and ``request`` (``None`` outside a request):
   id; also ``old_key_hash``;
 * ``session_ended`` — also ``reason``: ``"logout"`` (``flush()``, Django's ``logout()``),
   ``"revoked"`` (with ``by``: ``"admin"``, ``"user"`` for the "where you're signed in"
-  page, ``"command"``), ``"idle_timeout"``, ``"absolute_timeout"``, ``"password_changed"``;
+  page, ``"command"``, ``"limit"``), ``"expired"`` (found by the purge), ``"idle_timeout"``,
+  ``"absolute_timeout"``, ``"password_changed"``; and ``record``, the
+  :class:`~django_sessionkit.stores.base.SessionRecord` as it was last stored when the
+  code that ended it had it in hand (``None`` otherwise: a purge of a store that drops
+  expired records by itself knows only the key and the user);
 * ``session_client_changed`` — the session came back from another IP address or user agent
   than it recorded; also ``before`` and ``after``, each an ``(ip, user_agent)`` pair.
 
