@@ -136,6 +136,37 @@ def read_cookie(request: HttpRequest, name: str) -> str | None:
     return None
 
 
+def request_session_id(
+    request: HttpRequest, raw: str | None, conf: Settings = sessionkit_settings
+) -> tuple[str | None, bool]:
+    """The session id a request's cookie carries and whether it is ``legacy`` (an unsigned
+    key of Django's own engines, accepted only for an imported session).
+
+    ``raw``: the first session cookie of the Cookie header (:func:`read_cookie`). When it
+    is absent or not valid, ``request.COOKIES`` may still have one, set by a test's
+    RequestFactory or rewritten by a middleware that ran before.
+    """
+    cookie_id = cookie_to_id(raw, conf)
+    if cookie_id is None and (given := request.COOKIES.get(conf.NAME)):
+        raw = decode_value(given)
+        cookie_id = cookie_to_id(raw, conf)
+    if cookie_id is None and conf.SIGNED and (old := legacy_django_id(raw)):
+        return old, True
+    return cookie_id, False
+
+
+def may_be_legacy(
+    request: HttpRequest | None, raw: str | None, conf: Settings = sessionkit_settings
+) -> bool:
+    """False when :func:`request_session_id` cannot find a legacy key (no HMAC needed)."""
+    if not conf.SIGNED:
+        return False
+    if legacy_django_id(raw):
+        return True
+    given = None if request is None else request.COOKIES.get(conf.NAME)
+    return bool(given and legacy_django_id(decode_value(given)))
+
+
 def _compact_mac(session_id: str, secret: str) -> str:
     mac = hmac.new(secret.encode(), _COMPACT_DOMAIN + session_id.encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(mac.digest()).decode()[:COMPACT_MAC_LENGTH]

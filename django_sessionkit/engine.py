@@ -187,7 +187,11 @@ class SessionStore(SessionBase):
         self.accessed = False
         self.modified = False
         self.request = request
-        self._sid: str | None = None
+        self._id: str | None = None  # the id (see _sid)
+        # The raw session cookie of a request, not yet verified: see from_cookie().
+        self._pending_cookie: str | None = None
+        self._cookie_pending = False
+        self._cookie_id: str | None = None  # the id the request's cookie carried, if valid
         self._record: SessionRecord | None = None  # what the store holds, when known
         self._snapshot: dict[str, str] = {}  # each key's JSON as last loaded or saved
         self._is_new = False  # _sid was generated here and is not in the store yet
@@ -216,10 +220,59 @@ class SessionStore(SessionBase):
         it loads only a session that ``importsessions`` marked as imported.
         """
         session = cls(request=request)
-        session._sid = session_id
+        session._id = session._cookie_id = session_id
         session._legacy = legacy
         session._bound = True
         return session
+
+    @classmethod
+    def from_cookie(cls, request: HttpRequest, raw: str | None) -> SessionStore:
+        """The session for a request whose session cookie is ``raw`` (as read from the
+        Cookie header, decoded; ``None``: no such cookie there).
+
+        The cookie is verified (an HMAC) only when the id is first needed, so a request
+        that never uses its session costs no more than with Django's own engines.
+        """
+        session = cls(request=request)
+        session._pending_cookie = raw
+        session._cookie_pending = True
+        session._bound = True
+        return session
+
+    # The id. With a request's cookie not verified yet, the first use verifies it.
+    @property
+    def _sid(self) -> str | None:
+        if self._cookie_pending:
+            self._verify_cookie()
+        return self._id
+
+    @_sid.setter
+    def _sid(self, value: str | None) -> None:
+        if self._cookie_pending:
+            self._verify_cookie()
+        self._id = value
+
+    def _verify_cookie(self) -> None:
+        self._cookie_pending = False
+        assert self.request is not None
+        sid, self._legacy = cookies.request_session_id(self.request, self._pending_cookie)
+        self._id = self._cookie_id = sid
+
+    @property
+    def cookie_id(self) -> str | None:
+        """The id the request's cookie carried, when it was valid (a later new id aside)."""
+        if self._cookie_pending:
+            self._verify_cookie()
+        return self._cookie_id
+
+    @property
+    def legacy_cookie(self) -> bool:
+        """Whether the request came with an unsigned cookie of Django's own engines."""
+        if self._cookie_pending:
+            if not cookies.may_be_legacy(self.request, self._pending_cookie):
+                return False
+            self._verify_cookie()
+        return self._legacy
 
     # --- identity ---------------------------------------------------------
 

@@ -44,12 +44,25 @@ _INTERRUPTED = (
 )
 
 
-@dataclasses.dataclass
 class _RequestState:
-    cookie_present: bool
-    cookie_id: str | None
-    session: SessionStore
-    legacy: bool = False  # cookie_id is an unsigned key of Django's own engines
+    """What the request came with; the cookie is verified only when this is asked for."""
+
+    __slots__ = ("raw", "request", "session")
+
+    def __init__(self, request: HttpRequest, raw: str | None, session: SessionStore) -> None:
+        self.request, self.raw, self.session = request, raw, session
+
+    @property
+    def cookie_present(self) -> bool:
+        return self.raw is not None or conf.NAME in self.request.COOKIES
+
+    @property
+    def cookie_id(self) -> str | None:
+        return self.session.cookie_id
+
+    @property
+    def legacy(self) -> bool:  # cookie_id is an unsigned key of Django's own engines
+        return self.session.legacy_cookie
 
 
 @dataclasses.dataclass
@@ -171,24 +184,11 @@ class SessionMiddleware(DjangoSessionMiddleware):
     # --- request ------------------------------------------------------------
 
     def _start(self, request: HttpRequest) -> None:
+        # Nothing is verified yet: a request that never uses its session costs no HMAC.
         raw = cookies.read_cookie(request, conf.NAME)
-        cookie_id = cookies.cookie_to_id(raw)
-        if cookie_id is None and (given := request.COOKIES.get(conf.NAME)):
-            # No valid cookie in the header: request.COOKIES may still have one, set by a
-            # test's RequestFactory or rewritten by a middleware before this one.
-            raw = cookies.decode_value(given)
-            cookie_id = cookies.cookie_to_id(raw)
-        legacy = False
-        if cookie_id is None and conf.SIGNED and (old := cookies.legacy_django_id(raw)):
-            cookie_id, legacy = old, True
-        session = SessionStore.for_request(request, cookie_id, legacy=legacy)
+        session = SessionStore.from_cookie(request, raw)
         request.session = session
-        request._sessionkit = _RequestState(  # type: ignore[attr-defined]
-            cookie_present=conf.NAME in request.COOKIES or raw is not None,
-            cookie_id=cookie_id,
-            session=session,
-            legacy=legacy,
-        )
+        request._sessionkit = _RequestState(request, raw, session)  # type: ignore[attr-defined]
 
     # --- response -----------------------------------------------------------
 
@@ -203,7 +203,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _Plan("none")
         if not session.accessed:
             wants_load = conf.SAVE_UNINITIALIZED or (
-                state.cookie_id is not None and (conf.ROLLING or conf.RESAVE)
+                (conf.ROLLING or conf.RESAVE) and state.cookie_id is not None
             )
             return _Plan("load" if wants_load else "none")
         if session.is_empty() and not conf.SAVE_UNINITIALIZED:
