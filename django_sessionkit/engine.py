@@ -78,6 +78,8 @@ def store_key(session_id: str) -> str:
 
 
 _CONTAINERS = (dict, list, tuple)
+#: Values that cannot change in place: the same object still has the same JSON.
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -194,6 +196,7 @@ class SessionStore(SessionBase):
         self._cookie_id: str | None = None  # the id the request's cookie carried, if valid
         self._record: SessionRecord | None = None  # what the store holds, when known
         self._snapshot: dict[str, str] = {}  # each key's JSON as last loaded or saved
+        self._values: dict[str, Any] = {}  # the objects _snapshot was made from
         self._is_new = False  # _sid was generated here and is not in the store yet
         self._created_at: datetime | None = None  # kept across cycle_key()
         self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
@@ -208,7 +211,8 @@ class SessionStore(SessionBase):
         self._events: list[signals.Event] = []  # sent at the end of the request
         self._password_changed = False  # this save follows update_session_auth_hash()
         self._signed_in_now = False  # this save is the first with its user (a login)
-        self._session_key = session_key
+        if session_key is not None:
+            self._session_key = session_key
 
     @classmethod
     def for_request(
@@ -471,7 +475,21 @@ class SessionStore(SessionBase):
         await super().aupdate(dict_)
 
     def has_changes(self) -> bool:
-        return self.modified or bool(self.changes())
+        if self.modified:
+            return True
+        data = getattr(self, "_session_cache", None)
+        if data is None:
+            return False
+        # The usual read: every value still the very object loaded, and none that can
+        # change in place. Then nothing changed, and no value needs its JSON made again.
+        values = self._values
+        if not self._increments and len(data) == len(values):
+            for key, value in data.items():
+                if type(value) not in _SCALARS or values.get(key, _SCALARS) is not value:
+                    break
+            else:
+                return False
+        return bool(self.changes())
 
     # --- loading ----------------------------------------------------------
 
@@ -509,10 +527,10 @@ class SessionStore(SessionBase):
             record = None
         if record is None:
             # Missing or expired: never adopt the id the browser sent.
-            self._sid, self._record, self._snapshot = None, None, {}
+            self._sid, self._record, self._snapshot, self._values = None, None, {}, {}
             return {}
         self._record = record
-        self._snapshot = _snapshot(record.data)
+        self._snapshot, self._values = _snapshot(record.data), record.data
         if self._bound and signals.session_client_changed.has_listeners():
             self._client_changed(record)  # works out the request's address and agent
         if self._bound and not cookies.is_key(self._sid):
@@ -585,6 +603,7 @@ class SessionStore(SessionBase):
             saved.data = cache
         self._record = saved
         self._snapshot = _snapshot(cache) if merged else self._pending_snapshot
+        self._values = dict(cache)
         self._increments = {}
         self._is_new = False
         self._wrote = True
@@ -727,12 +746,14 @@ class SessionStore(SessionBase):
 
     def send_events(self) -> None:
         """Send the events this session queued (the middleware calls this at the end)."""
-        events, self._events = self._events, []
-        signals.send(events)
+        if self._events:
+            events, self._events = self._events, []
+            signals.send(events)
 
     async def asend_events(self) -> None:
-        events, self._events = self._events, []
-        await signals.asend(events)
+        if self._events:
+            events, self._events = self._events, []
+            await signals.asend(events)
 
     def _sent_unless_bound(self) -> None:
         if not self._bound:
@@ -770,6 +791,7 @@ class SessionStore(SessionBase):
 
     def _forget(self) -> None:
         self._sid, self._record, self._snapshot, self._increments = None, None, {}, {}
+        self._values = {}
         self._is_new, self._created_at = False, None
 
     def _queue_logout(self) -> None:

@@ -59,8 +59,12 @@ class PlanRunner(StepStore):
 
     def _run_plan(self, plan: Plan) -> Results:
         client = connection.sync_client(self.config)
+        lane = connection.sync_lane(self.config)
         try:
-            results = self._send(client, plan)
+            if lane is not None:  # standalone: the connection API itself, see Lane
+                results = lane.run([call.args for call in plan])
+            else:
+                results = self._send(client, plan)
             missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
             if missing:  # a new or restarted server, or a new master: load, re-run only those
                 for script in {s for i in missing if (s := plan[i].script) is not None}:
