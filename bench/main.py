@@ -271,7 +271,8 @@ def print_http(results: dict[str, Any]) -> None:
         if ceiling:
             p99 = median_of(engines["none"]["untouched"], "p99_us") / 1000
             print(f"ceiling (no session middleware): {ceiling:,.0f} req/s, p99 {p99:.1f} ms\n")
-        head = f"{'engine':<15} {'case':<10} {'req/s':>8} {'p99 ms':>7} {'÷ceiling':>8}"
+        head = f"{'engine':<15} {'case':<10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+        head += f" {'÷ceiling':>8}"
         print(head + f" {'÷db(same DB)':>13} {'redis conn/req':>14} {'non-2xx':>7}")
         for engine, cases in engines.items():
             if engine == "none":
@@ -285,10 +286,98 @@ def print_http(results: dict[str, Any]) -> None:
                 wrapped = sum(r["pool_wrapped"] for r in runs) if case == "login" else 0
                 note = f"  (login pool reused {wrapped}x)" if wrapped else ""
                 conns = median_of(runs, "redis_conns_per_req")
+                p50, p99 = (median_of(runs, k) / 1000 for k in ("p50_us", "p99_us"))
                 print(
-                    f"{engine:<15} {case:<10} {rps:>8,.0f} {median_of(runs, 'p99_us') / 1000:>7.1f}"
+                    f"{engine:<15} {case:<10} {rps:>8,.0f} {p50:>7.1f} {p99:>7.1f}"
                     f" {ratio_ceiling:>8} {ratio_db:>13} {conns:>14.2f} {bad:>7}{note}"
                 )
+
+
+# --- the targets table (issue 21): ratios to the ceiling, the floor and the peers -------
+
+#: The Django engine each engine is compared with (the same kind of store).
+DJANGO_PEER = {"sk_sqlite": "db_sqlite", "sk_pg": "db_pg", "sk_redis": "cache_redis"}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: cores, CPU model, load averages."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "load": list(os.getloadavg())}
+
+
+def targets_table(report: dict[str, Any]) -> list[str]:
+    """One markdown table: each server, case and engine with its req/s, p50/p99, and its
+    ratios to the ceiling, to ``floor_redis``, to the matching Django engine, with
+    Express's own ratio to its ceiling beside it, and the cost part's µs per request."""
+    http, cost = report.get("http", {}), report.get("cost", {})
+    start, end = report.get("machine_start", {}), report.get("machine_end", {})
+    lines = []
+    if start:
+        load = " / ".join(f"{x:.2f}" for x in start["load"])
+        load_end = " / ".join(f"{x:.2f}" for x in end.get("load", []))
+        lines.append(
+            f"Machine: {start['nproc']} cores (`nproc`), {start['cpu'] or 'CPU model unknown'};"
+            f" load average (1/5/15 min) {load} at the start, {load_end} at the end."
+        )
+        lines.append("")
+    express = http.get("express", {})
+    express_ceiling = median_of(express["none"]["untouched"], "rps") if "none" in express else 0
+    counted = any("instructions" in r for cases in cost.values() for r in cases.values())
+    head = [
+        "server",
+        "case",
+        "engine",
+        "req/s",
+        "p50 / p99 ms",
+        "÷ ceiling",
+        "÷ `floor_redis`",
+        "÷ Django's",
+        "Express ÷ its ceiling",
+        "cost µs CPU + server" + (" (instr/req)" if counted else ""),
+    ]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + " --- |" * len(head))
+    for server, engines in http.items():
+        if server == "express" or "none" not in engines:
+            continue
+        ceiling = median_of(engines["none"]["untouched"], "rps")
+        floor = engines.get("floor_redis", {})
+        for case in CASES:
+            ex = express.get("express_redis", {}).get(case)
+            ex_ratio = f"{median_of(ex, 'rps') / express_ceiling:.2f}" if ex else "-"
+            for engine, cases in engines.items():
+                runs = cases.get(case)
+                if engine == "none" or not runs:
+                    continue
+                rps = median_of(runs, "rps")
+                p50, p99 = (median_of(runs, k) / 1000 for k in ("p50_us", "p99_us"))
+                to_floor = f"{rps / median_of(floor[case], 'rps'):.2f}" if case in floor else "-"
+                peer = engines.get(DJANGO_PEER.get(engine, ""), {}).get(case)
+                to_peer = f"{rps / median_of(peer, 'rps'):.2f}" if peer else "-"
+                c = cost.get(engine, {}).get(case)
+                cost_cell = "-"
+                if c:
+                    cost_cell = f"{c['cpu_us']:,.0f} + {c['server_us']:,.0f}"
+                    if "instructions" in c:
+                        cost_cell += f" ({c['instructions'] / 1000:,.0f}k)"
+                name = f"**{engine}**" if engine.startswith("sk_") else engine
+                lines.append(
+                    f"| {server} | {case} | {name} | {rps:,.0f} | {p50:.1f} / {p99:.1f}"
+                    f" | {rps / ceiling:.2f} | {to_floor} | {to_peer} | {ex_ratio} | {cost_cell} |"
+                )
+    return lines
+
+
+def print_targets(report: dict[str, Any]) -> None:
+    print("\n### Targets: ratios in this run (markdown, for docs/performance.md)\n")
+    print("\n".join(targets_table(report)))
 
 
 # --- round trips ------------------------------------------------------------------------
@@ -333,13 +422,19 @@ def print_cost(results: dict[str, Any]) -> None:
     print("or this connection's PostgreSQL backend); 'over none' = both CPUs minus the bare")
     print("handler's, i.e. what the session costs the machine on top of the ceiling.\n")
     base = results.get("none", {}).get("untouched", {}).get("cpu_us", 0.0)
-    print(f"{'engine':<15} {'case':<10} {'wall':>8} {'CPU':>8} {'server':>8} {'over none':>10}")
+    counted = any("instructions" in r for cases in results.values() for r in cases.values())
+    if counted:
+        print("instr/req: instructions of the Django process per request (callgrind, exact to")
+        print("a few parts in ten thousand; the store server not included).\n")
+    head = f"{'engine':<15} {'case':<10} {'wall':>8} {'CPU':>8} {'server':>8} {'over none':>10}"
+    print(head + (f" {'instr/req':>10}" if counted else ""))
     for engine, cases in results.items():
         for case, r in cases.items():
             over = r["cpu_us"] + r["server_us"] - base
+            instr = f" {r['instructions']:>10,.0f}" if "instructions" in r else ""
             print(
                 f"{engine:<15} {case:<10} {r['wall_us']:>8.0f} {r['cpu_us']:>8.0f}"
-                f" {r['server_us']:>8.0f} {over:>10.0f}"
+                f" {r['server_us']:>8.0f} {over:>10.0f}{instr}"
             )
 
 
@@ -515,6 +610,9 @@ def print_spread(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--table"]:  # the targets table again, from a run's results.json
+        print_targets(json.loads(Path(sys.argv[2]).read_text()))
+        return 0
     started = time.monotonic()
     print(
         f"mode {'full' if FULL else 'quick'}: parts {' '.join(PARTS)}; servers {' '.join(SERVERS)};"
@@ -523,7 +621,7 @@ def main() -> int:
     )
     task("setup", "sk_sqlite")
     task("setup", "sk_pg")
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"machine_start": machine()}
     printers = {
         "roundtrips": (roundtrip_part, print_roundtrips),
         "cost": (cost_part, print_cost),
@@ -538,9 +636,12 @@ def main() -> int:
         print(f"\n== {part}", flush=True)
         report[part] = printers[part][0]()
         print(f"  ({time.monotonic() - t:.0f} s)", flush=True)
+    report["machine_end"] = machine()
     print("\n\n======== results ========")
     for part in PARTS:
         printers[part][1](report[part])
+    if "http" in report:
+        print_targets(report)
     (WORK / "results.json").write_text(json.dumps(report, indent=1))
     print(f"\nraw results: {WORK / 'results.json'}; total {time.monotonic() - started:.0f} s")
     return 0

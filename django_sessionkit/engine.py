@@ -109,11 +109,16 @@ def _too_deep(key: str, value: Any, limit: int | None) -> SessionDataError:
     )
 
 
+#: json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False), with one
+#: encoder made once (json.dumps makes one per call when given arguments).
+_canonical = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
+
+
 def _dump(key: str, value: Any, max_depth: int | None = None, stored: str | None = None) -> str:
     """``value`` as JSON. With ``max_depth``, a value nested deeper is refused, unless its
     JSON is ``stored`` (unchanged since it was loaded)."""
     try:
-        text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        text = _canonical(value)
     except RecursionError:
         raise _too_deep(key, value, max_depth) from None
     except (TypeError, ValueError) as exc:

@@ -62,7 +62,6 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -87,6 +86,7 @@ from django_sessionkit.stores.redis.keys import (
     meta_fields,
     ms_ceiling,
     now_us,
+    save_token,
     to_json,
     where,
 )
@@ -208,7 +208,7 @@ class RedisStore(Listing):
         place = where(record.user_id, record.ip)
         base = self.shards.base_of(key)
         args = [op, str(record.version), str(ms_ceiling(record.expires_at)), key]
-        args += [exp_score, seen_score, base, place, secrets.token_urlsafe(9)]
+        args += [exp_score, seen_score, base, place, save_token()]
         args.append(self.shards.legacy or "")
         args += (
             counted_pairs(meta)
