@@ -27,7 +27,6 @@ import json
 import random
 import zlib
 from datetime import datetime, timezone
-from typing import Any
 
 from redis.crc import key_slot
 
