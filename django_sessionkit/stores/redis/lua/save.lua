@@ -24,9 +24,12 @@ local function with_data(reply)
   end
   return reply
 end
-local tokens = redis.call('HGET', key, 't') or ''
+-- The tokens and the version in one read. Every record has a version field: reading it
+-- tells whether the record exists.
+local found = redis.call('HMGET', key, 't', 'v')
+local tokens, stored = found[1] or '', found[2]
 if string.find(' ' .. tokens .. ' ', ' ' .. token .. ' ', 1, true) then
-  return with_data({1, tonumber(redis.call('HGET', key, 'v')) or 0, 1})
+  return with_data({1, tonumber(stored) or 0, 1})
 end
 local function take(width)
   local n, out = tonumber(ARGV[i]) * width, {}
@@ -41,8 +44,6 @@ local function call_in_slices(command, list)
   end
 end
 local meta, unset, set, removed, incr = take(2), take(1), take(2), take(1), take(3)
--- Every record has a version field: reading it tells whether the record exists.
-local stored = redis.call('HGET', key, 'v')
 if op == 'create' then
   if stored then return {0, 0, 0} end
 elseif not stored then
@@ -99,7 +100,11 @@ call_in_slices('HSET', set)
 redis.call('PEXPIREAT', key, ARGV[3])
 if #KEYS >= 2 then
   place(ARGV[7], ARGV[4], 'set', ARGV[5], ARGV[6], ARGV[8])
-  if ARGV[10] ~= '' then unindex(ARGV[10], ARGV[4]) end  -- moved into its shard
+  -- Moved into its shard, when the single index of earlier releases still has it (a
+  -- session is in that index's exp set whenever it is in any of its sets, as in touch).
+  if ARGV[10] ~= '' and redis.call('ZSCORE', ARGV[10] .. 'exp', ARGV[4]) then
+    unindex(ARGV[10], ARGV[4])
+  end
   if #KEYS >= 3 then redis.call('SADD', KEYS[3], ARGV[4]) end
 end
 if not conflict then return {1, version, 0} end
