@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from django.http import HttpRequest
@@ -26,6 +27,9 @@ def client_ip(request: HttpRequest, conf: Settings = sessionkit_settings) -> str
     return _valid_ip(address)
 
 
+@functools.lru_cache(
+    maxsize=1024
+)  # parsing an address costs more than the rest of a save's metadata
 def _valid_ip(value: str | None) -> str | None:
     if not value:
         return None
