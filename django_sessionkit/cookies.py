@@ -22,6 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
+import re
 import secrets as _secrets
 import string
 from collections.abc import Sequence
@@ -53,6 +55,7 @@ DJANGO_KEY_LENGTH = 32
 #: What a ``session_key`` is made of, and its longest length (Django's own column is 40).
 KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
 MAX_KEY_LENGTH = 40
+_KEY_PATTERN = re.compile(f"[A-Za-z0-9_-]{{1,{MAX_KEY_LENGTH}}}")
 #: Random bytes in an id: 18 (24 characters, 144 bits); 24 (32 characters) as express's.
 ID_BYTES = 18
 EXPRESS_ID_BYTES = 24
@@ -71,11 +74,7 @@ def new_id(request: HttpRequest | None = None) -> str:
 
 def is_key(value: object) -> bool:
     """Whether ``value`` can be a ``session_key``: 1 to 40 characters of ``[A-Za-z0-9_-]``."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_KEY_LENGTH
-        and frozenset(value) <= KEY_CHARS
-    )
+    return isinstance(value, str) and _KEY_PATTERN.fullmatch(value) is not None
 
 
 def hash_id(session_id: str) -> str:
@@ -308,7 +307,7 @@ def set_session_cookie(
     if expires_at is not None:
         max_age = max(0, round((expires_at - datetime.now(timezone.utc)).total_seconds()))
         attributes["max-age"] = max_age
-        attributes["expires"] = http_date(expires_at.timestamp())
+        attributes["expires"] = _http_date(expires_at)
     if conf.DOMAIN:
         attributes["domain"] = conf.DOMAIN
     if conf.HTTP_ONLY:
@@ -321,9 +320,22 @@ def set_session_cookie(
         attributes["partitioned"] = True
     if conf.PRIORITY:
         attributes["priority"] = conf.PRIORITY
-    for attribute, attr_value in attributes.items():
-        morsel[attribute] = attr_value
+    # The names above are Morsel's own, in lower case: what its __setitem__ checks, per key.
+    dict.update(morsel, attributes)
     response.cookies[conf.NAME] = morsel
+
+
+_last_date: tuple[int, str] = (-1, "")
+
+
+def _http_date(moment: datetime) -> str:
+    """``http_date(moment.timestamp())``, made once per second (it shows whole seconds)."""
+    global _last_date
+    second = math.floor(moment.timestamp())
+    last = _last_date
+    if last[0] != second:
+        last = _last_date = (second, http_date(second))
+    return last[1]
 
 
 def delete_session_cookie(response: HttpResponseBase, conf: Settings = sessionkit_settings) -> None:

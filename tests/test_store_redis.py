@@ -525,6 +525,31 @@ def test_a_stopped_server_raises_store_unavailable_and_nothing_is_lost(
     assert store.save(some_key, some, changes=Changes(set={"after": 1})).version == 2
 
 
+def test_bounded_connections_leave_one_for_the_clients_other_uses(
+    redis_standalone: Standalone,
+) -> None:
+    """The store's round trips take connections outside redis-py's per-command path (the
+    Lane). With MAX_CONNECTIONS = 1 they must give the one connection back after each
+    round trip: purge_expired's SCAN and a script load go through the client itself."""
+    store = make_store(redis_standalone, MAX_CONNECTIONS=1)
+    try:
+        key = new_key()
+        store.save(key, make_record(data={"n": 1}, user_id="u"), must_create=True)
+        redis_client_of(store).script_flush()  # the next save loads its script again
+        loaded = store.load(key)
+        assert loaded is not None
+        assert store.save(key, loaded, changes=Changes(set={"n": 2})).version == 2
+        assert list(store.purge_expired()) is not None  # SCAN over the user sets
+        assert store.load(key).data == {"n": 2}  # type: ignore[union-attr]
+        from django_sessionkit.stores.redis import connection
+
+        pool = connection.sync_client(store.config).connection_pool
+        assert len(pool._in_use_connections) == 0  # nothing held between round trips
+    finally:
+        store.close()
+        delete_prefix(redis_standalone, store.prefix)
+
+
 def test_unix_socket_location(redis_standalone: Standalone) -> None:
     store = RedisStore(redis_standalone.unix_url, {"PREFIX": "sk-test-unix:"})
     try:

@@ -227,18 +227,23 @@ class Lane:
     redis-py's per-command machinery (pool checkout and release with their metrics, a
     readiness poll, the command wrappers): about a third of a round trip's CPU here.
 
-    Each connection is taken from the client's pool once (so ``MAX_CONNECTIONS`` still
-    bounds the whole) and kept on an idle stack. The rules stay the client's: the
+    Each connection is taken from the client's pool once and kept on an idle stack. With
+    ``MAX_CONNECTIONS`` set, connections go back to the pool after each round trip instead,
+    so that the client's other uses (a ``SCAN``, a script load) can still have one; the
+    limit bounds the whole either way. The rules stay the client's: the
     connection's own ``Retry`` retries a dropped connection (``ConnectionError``) with
     backoff and sends the round trip again, and nothing else; its socket timeouts,
     health checks and reply callbacks apply. After any error the connection is closed
     before it goes back, so an idle one never holds an unread reply.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, config: RedisConfig) -> None:
         self.pool = client.connection_pool
         self.callbacks = client.response_callbacks
         self.idle: list[Any] = []
+        pool_kwargs = config.options.get("CONNECTION_POOL_KWARGS") or {}
+        #: Kept on the lane unless the connections were bounded in the settings.
+        self.keep = "MAX_CONNECTIONS" not in config.options and "max_connections" not in pool_kwargs
 
     def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """One round trip: the commands pipelined, a reply (or ResponseError) each."""
@@ -254,7 +259,10 @@ class Lane:
             conn.disconnect()
             raise
         finally:
-            self.idle.append(conn)
+            if self.keep:
+                self.idle.append(conn)
+            else:
+                self.pool.release(conn)
 
     def _exchange(self, conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         if len(commands) == 1:
@@ -297,7 +305,7 @@ def sync_lane(config: RedisConfig) -> Lane | None:
         pass
     client = sync_client(config)
     plain = type(client) is redis.Redis and type(client.connection_pool) is redis.ConnectionPool
-    lane = Lane(client) if plain and client.connection_pool.cache is None else None
+    lane = Lane(client, config) if plain and client.connection_pool.cache is None else None
     with _lock:
         return _lanes.setdefault(config.cache_key, lane)
 
