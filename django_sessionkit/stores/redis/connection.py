@@ -16,7 +16,7 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -266,7 +266,7 @@ class Lane:
 
     def _exchange(self, conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         if len(commands) == 1:
-            packed = [_pack(commands[0])] if _pack else conn.pack_command(*commands[0])
+            packed = [_pack(commands[0])] if _pack is not None else conn.pack_command(*commands[0])
             conn.send_packed_command(packed)
         else:
             conn.send_packed_command(conn.pack_commands(commands))
@@ -290,8 +290,11 @@ class Lane:
 
 _lanes: dict[str, Lane | None] = {}
 
+_pack: Callable[[tuple[Any, ...]], bytes] | None
 try:  # hiredis packs a command in C; redis-py's packer adds a Python layer over it
-    from hiredis import pack_command as _pack
+    from hiredis import pack_command as _hiredis_pack
+
+    _pack = _hiredis_pack
 except ImportError:  # pragma: no cover (hiredis is a dependency of the redis extra)
     _pack = None
 
