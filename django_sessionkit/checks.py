@@ -654,9 +654,32 @@ def refuse_django_middleware() -> None:
         )
 
 
+def check_expiry_events() -> list[CheckMessage]:
+    """W006 when something listens to ``session_ended`` but the store cannot report every
+    session that expires (run after every app's ``ready()``, where receivers connect)."""
+    from django_sessionkit.signals import session_ended
+    from django_sessionkit.stores import get_store
+
+    if not session_ended.has_listeners():
+        return []
+    reason = get_store().expiry_unreported()
+    if reason is None:
+        return []
+    return [
+        Warning(
+            "A receiver listens to session_ended, but expired sessions of this store are not "
+            f"all reported: {reason}",
+            id="sessionkit.W006",
+        )
+    ]
+
+
 @register()
 def sessionkit_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return check_settings() + check_middleware()
+    problems = check_settings() + check_middleware()
+    if not any(problem.is_serious() for problem in problems):
+        problems += check_expiry_events()
+    return problems
 
 
 def configuration_errors() -> list[str]:

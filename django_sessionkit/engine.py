@@ -848,7 +848,7 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        for _removed in get_store().purge_expired():
+        for _removed in lifecycle.purge(get_store()):
             pass
 
     @classmethod

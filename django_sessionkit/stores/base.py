@@ -33,6 +33,7 @@ __all__ = [
     "CorruptSession",
     "CreateError",
     "Cursor",
+    "Expired",
     "IPFilter",
     "IPNetwork",
     "SessionRecord",
@@ -224,6 +225,24 @@ class Cursor:
         return record.last_seen < self.last_seen or (
             record.last_seen == self.last_seen and key > self.key
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Expired:
+    """A session a purge removed because it had expired (see :meth:`Store.purge_expired`).
+
+    ``expires_at``: when it expired; ``last_seen`` and ``created_at``: its last activity
+    and its start, when the store still knew them; ``record``: the whole record, when the
+    store still had it (a store whose records expire by themselves keeps only what its
+    indexes hold).
+    """
+
+    key: str
+    user_id: str | None
+    expires_at: datetime
+    last_seen: datetime | None = None
+    created_at: datetime | None = None
+    record: SessionRecord | None = None
 
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -515,9 +534,23 @@ class Store:
         time, yielding how many sessions each batch moved. Nothing to do by default."""
         return iter(())
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
-        """Remove expired records in batches, yielding how many each batch removed."""
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
+        """Remove expired records in batches, yielding how many each batch removed.
+
+        ``report``: a list to which each batch appends the sessions it removed, before it
+        yields. A session is appended by the one purge that removed it, however many run at
+        once, and never when it was ended otherwise (deleted, or touched back to life
+        meanwhile): the ``session_ended`` events of expiry come from here. Without it a
+        store may take a cheaper path that does not tell which sessions it removed.
+        """
         raise NotImplementedError
+
+    def expiry_unreported(self) -> str | None:
+        """Why :meth:`purge_expired` cannot report every session that expires (``None``: it
+        can), for the check that warns a project listening to ``session_ended``."""
+        return None
 
     def close(self) -> None:
         """Release connections (tests, shutdown)."""

@@ -35,6 +35,7 @@ from django_sessionkit.stores.base import (
     CorruptSession,
     CreateError,
     Cursor,
+    Expired,
     IPFilter,
     IPNetwork,
     SessionRecord,
@@ -261,7 +262,12 @@ class DatabaseStore(Store):
         with self._errors(admin=True):
             return int(self._rows.filter(expires_at__lte=timezone.now()).count())
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
+        if report is not None:
+            yield from self._purge_reporting(batch_size, report)
+            return
         # PostgreSQL and SQLite take the batch as one DELETE with a LIMITed subquery (over
         # the expires_at index); others (MySQL refuses LIMIT there) select the keys first.
         one_statement = connections[self.alias].vendor in ("postgresql", "sqlite")
@@ -283,6 +289,53 @@ class DatabaseStore(Store):
             if not deleted:
                 return
             yield deleted
+
+    def _purge_reporting(self, batch_size: int, report: builtins.list[Expired]) -> Iterator[int]:
+        """The purge that tells which sessions it removed: each batch, in one transaction,
+        locks its expired rows, reads them and deletes them by key.
+
+        The rows are this purge's alone: PostgreSQL, MySQL and MariaDB lock them (a
+        concurrent purge skips them where the database can, else waits and then finds them
+        gone); on SQLite the transaction starts with a write, which takes the database's
+        write lock before anything is read. A row touched meanwhile is not expired any more
+        and is not read.
+        """
+        while True:
+            with self._errors(admin=True):
+                rows, deleted = self._purge_locked_batch(batch_size)
+            if not rows:
+                return
+            for row in rows:
+                record = self._record(row)
+                report.append(
+                    Expired(row.key, row.user_id, row.expires_at, row.last_seen, record=record)
+                )
+            yield deleted
+            if len(rows) < batch_size:
+                return
+
+    def _purge_locked_batch(self, batch_size: int) -> tuple[builtins.list[Session], int]:
+        """One batch of :meth:`_purge_reporting`: the rows it removed, and how many. A
+        deadlock (MySQL and MariaDB may pick a purge as the victim when several run at once)
+        rolls the whole batch back, and the batch is run again."""
+        connection = connections[self.alias]
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                with transaction.atomic(using=self.alias):
+                    if connection.vendor == "sqlite":
+                        self._rows.filter(key="").update(version=F("version"))  # the write lock
+                    expired = self._rows.filter(expires_at__lte=timezone.now())
+                    if connection.features.has_select_for_update:
+                        skip = connection.features.has_select_for_update_skip_locked
+                        expired = expired.select_for_update(skip_locked=skip)
+                    rows = list(expired.order_by("expires_at").only(*_LOAD_FIELDS)[:batch_size])
+                    if not rows:
+                        return [], 0
+                    return rows, self._delete(self._rows.filter(key__in=[r.key for r in rows]))
+            except OperationalError as exc:
+                if not _deadlock(exc) or attempt == _DEADLOCK_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     # --- helpers ----------------------------------------------------------
 
@@ -445,6 +498,17 @@ class DatabaseStore(Store):
 #: e.g. an emoji in a utf8mb3 table). Those are the data's fault, not an outage: no 503,
 #: no count towards the circuit breaker.
 _MYSQL_DATA_ERRORS = frozenset({1267, 1271, 1300, 1366})
+
+
+#: Times a purge batch chosen as a deadlock's victim is run again.
+_DEADLOCK_RETRIES = 5
+
+
+def _deadlock(exc: Exception) -> bool:
+    """MySQL's and MariaDB's deadlock (1213), PostgreSQL's (40P01)."""
+    cause = exc.__cause__ or exc
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return code == "40P01" or (bool(exc.args) and exc.args[0] == 1213)
 
 
 def _refused_data(exc: Exception) -> bool:

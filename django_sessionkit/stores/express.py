@@ -74,6 +74,7 @@ from django_sessionkit.stores.base import (
     CorruptSession,
     CreateError,
     Cursor,
+    Expired,
     IPFilter,
     SessionRecord,
     Store,
@@ -635,9 +636,19 @@ class ExpressRedisStore(ExpressLayout):
             raise self._unavailable(exc) from exc
         return deleted
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
         """Nothing to do: Redis expires the keys itself, and there is no index to prune."""
         return iter(())
+
+    def expiry_unreported(self) -> str | None:
+        return (
+            "connect-redis's layout keeps no index: Redis drops expired sessions by itself and "
+            "nothing can tell which (only keyspace notifications, which Redis does not "
+            "deliver reliably). Logouts and revocations are reported; use the sessionkit "
+            "layout (RedisStore) for expiry events."
+        )
 
     def count_expired(self) -> int | None:
         return 0

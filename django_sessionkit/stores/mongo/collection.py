@@ -118,6 +118,15 @@ class MongoCollectionStore(StepStore):
         """The indexes this store needs (created once per process, see ``CREATE_INDEXES``)."""
         return []
 
+    def expiry_unreported(self) -> str | None:
+        if self.config.auto_remove == "native":
+            return (
+                "AUTO_REMOVE is 'native': MongoDB's TTL monitor deletes expired sessions "
+                "without telling anybody, so the purge reports only those it reaches first. "
+                "Set AUTO_REMOVE to 'interval' (or 'disabled' and run purgesessions)."
+            )
+        return None
+
     def expiry_index(self) -> pymongo.IndexModel:
         """The TTL index for ``AUTO_REMOVE = "native"``: MongoDB's monitor deletes what it
         finds expired, about once a minute. The stores never depend on it."""
@@ -203,12 +212,14 @@ class MongoCollectionStore(StepStore):
         stop, interval = self._stop_removing, self.config.auto_remove_interval
 
         def remove() -> None:
+            from django_sessionkit import lifecycle  # its events import the engine
+
             while not stop.wait(interval):
                 alive = store()
                 if alive is None:
                     return
                 try:
-                    removed = sum(alive.purge_expired())
+                    removed = sum(lifecycle.purge(alive))
                 except Exception as exc:  # a sick store: try again next time
                     logger.warning("Session store %s: auto-removal failed: %s", alive, exc)
                 else:

@@ -41,7 +41,8 @@ Key layout: see :mod:`.keys`.
   like ``seen``; ``P{idx}:ip:A:i`` / ``P{idx}:ip:A:a`` — the same, from address code ``A``
   (:func:`ip_code`); ``P{idx}:ips`` — the codes of the addresses with sessions, all scored 0,
   so that a network is a ``ZRANGEBYLEX`` range; ``P{idx}:where`` — a hash, session key →
-  who and address code, which tells a touch, a delete or a prune where a session is indexed.
+  who, address code and user id, which tells a touch, a delete or a prune where a session
+  is indexed, and the purge whose session expired.
 * ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
   checked against the record when read, and swept by ``purge_expired``.
 
@@ -70,6 +71,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
+from django_sessionkit.signals import session_ended
 from django_sessionkit.stores.base import (
     Changes,
     CreateError,
@@ -205,7 +207,7 @@ class RedisStore(Listing):
         unset = [name for name, value in fields if value is None]
         op = "create" if must_create else ("replace" if changes is None else "merge")
         exp_score, seen_score = str(to_us(record.expires_at)), str(-to_us(record.last_seen))
-        place = where(record.user_id, record.ip)
+        place = where(record.user_id, record.ip, to_us(record.created_at))
         base = self.shards.base_of(key)
         args = [op, str(record.version), str(ms_ceiling(record.expires_at)), key]
         args += [exp_score, seen_score, base, place, secrets.token_urlsafe(9)]
@@ -292,14 +294,20 @@ class RedisStore(Listing):
         touched = self._ok(results[0])
         placed = touched if self.inline_index else self._ok(results[1])
         if not touched and not self.inline_index:
-            yield self._unindex_calls([key], legacy=False)
+            # Missing or expired, and the pipeline's index call may have moved its entry on.
+            # While session_ended is listened to, an expired one waits for the purge that
+            # reports it: its entry is put back as expired now, rather than dropped.
+            if session_ended.has_listeners():
+                yield [self._index_call("xx", key, str(now_us()), seen_score, "")]
+            else:
+                yield self._unindex_calls([key], legacy=False)
         elif touched and placed == 2:
             # Saved by a version before the who- and per-address indexes: place it now (once).
             yield from self._reindex_steps(key, exp_score, seen_score)
         return bool(touched)
 
     def _reindex_steps(self, key: str, exp_score: str, seen_score: str) -> Steps[None]:
-        (fields,) = yield [Call(("HMGET", self.session_key(key), "u", "ip"))]
+        (fields,) = yield [Call(("HMGET", self.session_key(key), "u", "ip", "c"))]
         if isinstance(fields, Exception):
             return
         yield [self._index_call("xx", key, exp_score, seen_score, where(*fields))]
