@@ -181,7 +181,10 @@ def for_user(user_id: str, limit: int = 20) -> list[EndedSession]:
 def find(ref: str) -> EndedSession | None:
     """The kept ended session whose key starts with ``ref`` (the latest, should a key have
     ended twice), or None."""
-    return rows().filter(key__startswith=ref).order_by("-ended_at", "-id").first()
+    found: EndedSession | None = (
+        rows().filter(key__startswith=ref).order_by("-ended_at", "-id").first()
+    )
+    return found
 
 
 def page(
@@ -220,7 +223,7 @@ def purge(batch_size: int = 1000, now: datetime | None = None) -> int:
         ids = list(old.values_list("id", flat=True)[:batch_size])
         if not ids:
             return removed
-        removed += rows().filter(id__in=ids)._raw_delete(alias())
+        removed += int(rows().filter(id__in=ids)._raw_delete(alias()))
         if len(ids) < batch_size:
             return removed
 

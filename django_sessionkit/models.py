@@ -103,3 +103,27 @@ class EndedSession(models.Model):
 
     def __str__(self) -> str:
         return self.key[:12]
+
+    @property
+    def ref(self) -> str:
+        """The admin's name for it: the first 12 hex digits of the key's hash."""
+        return self.key[:12]
+
+    @property
+    def how_started(self) -> str:
+        from django_sessionkit.audit import started_label
+
+        return started_label(self.started)
+
+    @property
+    def how_ended(self) -> str:
+        from django_sessionkit.audit import ended_label
+
+        return ended_label(self.reason, self.by)
+
+    @property
+    def agent(self) -> Any:
+        """The user agent described (device, browser, operating system)."""
+        from django_sessionkit.useragent import describe
+
+        return describe(self.user_agent)

@@ -42,7 +42,11 @@ def purge(
     progress: Callable[[PurgeResult], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PurgeResult:
-    """Remove expired sessions batch by batch; ``progress`` is called after each batch."""
+    """Remove expired sessions batch by batch; ``progress`` is called after each batch.
+    Ended sessions kept past ``SESSIONKIT["KEEP_ENDED"]`` go first (no query while 0)."""
+    from django_sessionkit import audit
+
+    audit.purge(batch_size)
     return in_batches(
         store.purge_expired(batch_size),
         batch_size=batch_size,
