@@ -71,7 +71,7 @@ class Command(StoreCommand):
         since = parse.since(options["active_since"]) if options["active_since"] else None
         network = self.network(options["ip"]) if options["ip"] else None
         if options["ended"]:
-            return self.list_ended(store, fmt, page_size, since, network, **options)
+            return self.list_ended(store, fmt, page_size, since, network, options)
         user_id = resolve_user(store, options["user"])[0] if options["user"] else None
         out = writer(fmt, Raw(self.stdout))
         try:
@@ -129,7 +129,7 @@ class Command(StoreCommand):
         page_size: int,
         since: datetime | None,
         network: IpFilter | None,
-        **options: Any,
+        options: dict[str, Any],
     ) -> None:
         if not audit.is_on():
             raise CommandError(
