@@ -13,7 +13,8 @@ carries a mark, and ending sessions keeps its single-store-call fast paths
   nobody signed in to is an anonymous ``"visit"``;
 * a receiver of :data:`~django_sessionkit.signals.session_ended` (the one hook, which
   your own receivers share) writes an :class:`~django_sessionkit.models.EndedSession` row
-  in the database of the database store (``"default"`` with any other store);
+  in the database of the database store (with any other store, where Django's routers
+  write it: ``"default"`` without routers);
 * the purge (``purgesessions``, ``clearsessions``) removes rows older than ``KEEP_ENDED``.
 """
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.signals import user_logged_in
 from django.core.signals import setting_changed
+from django.db import router
 from django.db.models import Q, QuerySet
 
 from django_sessionkit.conf import sessionkit_settings as conf
@@ -69,12 +71,17 @@ def is_on() -> bool:
 
 
 def alias() -> str:
-    """The database the ended sessions are kept in: the database store's, else "default"."""
+    """The database the ended sessions are kept in: the database store's (beside its
+    sessions), else the one Django's routers write the model to ("default" without
+    routers)."""
+    from django_sessionkit.models import EndedSession
     from django_sessionkit.stores import get_store
     from django_sessionkit.stores.database import DatabaseStore
 
     store = get_store()
-    return store.alias if isinstance(store, DatabaseStore) else "default"
+    if isinstance(store, DatabaseStore):
+        return store.alias
+    return str(router.db_for_write(EndedSession))
 
 
 def rows() -> QuerySet[EndedSession]:
