@@ -467,6 +467,16 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 "seconds >= 0 (0: touch on every request), or None.",
             )
         )
+    keep = raw.get("KEEP_ENDED")
+    if keep is not None and not _is_count(keep, 0):
+        problems.append(
+            _error(
+                32,
+                f"{_key('KEEP_ENDED')} is {keep!r}; it must be a whole number of seconds >= 0 "
+                "(how long ended sessions are kept for the audit trail; 0, the default, turns "
+                "the audit off).",
+            )
+        )
     flag = raw.get("END_SESSIONS_ON_PASSWORD_CHANGE")
     if flag is not None and not _is_bool(flag):
         problems.append(

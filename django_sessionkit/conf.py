@@ -50,6 +50,7 @@ KEYS: dict[str, str] = {
     "TOUCH_AFTER": "touchAfter (connect-mongo)",
     "END_SESSIONS_ON_PASSWORD_CHANGE": "(none)",
     "MAX_SESSIONS_PER_USER": "(none)",
+    "KEEP_ENDED": "(none)",
 }
 
 #: The lifetime keys: seconds (an int >= 1), or None for no limit.
@@ -315,6 +316,14 @@ class Settings:
         seen ones (``None``: no limit)."""
         value = self._get("MAX_SESSIONS_PER_USER", None)
         return None if value is None else int(value)
+
+    @setting
+    def KEEP_ENDED(self) -> int:
+        """Seconds an ended session is kept for the audit trail (0: the audit is off, no
+        record of how sessions start or end is written)."""
+        value = self._get("KEEP_ENDED", 0)
+        # Read at start-up (AppConfig.ready), before the checks report a wrong value (E032).
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     @setting
     def END_SESSIONS_ON_PASSWORD_CHANGE(self) -> bool:

@@ -192,6 +192,7 @@ class SessionStore(SessionBase):
         self._snapshot: dict[str, str] = {}  # each key's JSON as last loaded or saved
         self._is_new = False  # _sid was generated here and is not in the store yet
         self._created_at: datetime | None = None  # kept across cycle_key()
+        self._began: datetime | None = None  # the start before a login restarted it
         self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
         self._pending_snapshot: dict[str, str] = {}  # per-key JSON of the save under way
         self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
@@ -265,6 +266,13 @@ class SessionStore(SessionBase):
     @property
     def record(self) -> SessionRecord | None:
         return self._record
+
+    @property
+    def began(self) -> datetime | None:
+        """When the session began, before the last new id (a login) restarted its clock for
+        ABSOLUTE_TIMEOUT; ``None`` when it was never stored."""
+        record = self._record
+        return self._began or (record.created_at if record is not None else None)
 
     @property
     def store(self) -> Store:
@@ -717,7 +725,7 @@ class SessionStore(SessionBase):
 
     def _forget(self) -> None:
         self._sid, self._record, self._snapshot, self._increments = None, None, {}, {}
-        self._is_new, self._created_at = False, None
+        self._is_new, self._created_at, self._began = False, None, None
 
     def _queue_logout(self) -> None:
         if self._sid is not None and not self._is_new:
@@ -745,6 +753,7 @@ class SessionStore(SessionBase):
         old_key = None if self._sid is None or self._is_new else store_key(self._sid)
         previous = self._record
         self._created_at = previous.created_at if previous else self._created_at
+        self._began = self._created_at
         if restart:
             self._created_at = utcnow()
         self._record = None

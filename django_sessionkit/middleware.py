@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 
-from django_sessionkit import cookies
+from django_sessionkit import audit, cookies
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.engine import IMPORTED_KEY, SessionStore
 from django_sessionkit.stores.base import StoreUnavailable, utcnow
@@ -240,6 +240,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             session._get_session()
             if session.record is not None:  # an imported Django session: give it one of our ids
                 session.pop(IMPORTED_KEY, None)
+                audit.mark_imported(session)
                 session.cycle_key()
         plan = self._plan(request, response)
         if plan.action == "load":
@@ -268,6 +269,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             await session._aget_session()
             if session.record is not None:
                 await session.apop(IMPORTED_KEY, None)
+                audit.mark_imported(session)
                 await session.acycle_key()
         plan = self._plan(request, response)
         if plan.action == "load":

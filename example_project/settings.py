@@ -161,6 +161,10 @@ SESSIONKIT: dict[str, Any] = {
     # No express option: the most sessions one user keeps; a login past it ends the user's
     # least recently seen session. None: no limit. Try EXAMPLE_MAX_SESSIONS=2.
     "MAX_SESSIONS_PER_USER": int(os.environ.get("EXAMPLE_MAX_SESSIONS") or 0) or None,
+    # No express option: the audit trail. Ended sessions are kept this many seconds, with how
+    # each started and ended (the admin, the sessions page, listsessions --ended). 0: off.
+    # Try EXAMPLE_KEEP_ENDED=86400.
+    "KEEP_ENDED": int(os.environ.get("EXAMPLE_KEEP_ENDED") or 0),
 }
 
 ROOT_URLCONF = "example_project.urls"

@@ -46,7 +46,11 @@ def purge(
     """Remove expired sessions batch by batch; ``progress`` is called after each batch.
 
     Each batch's sessions are reported to ``session_ended`` receivers (see
-    :func:`django_sessionkit.lifecycle.purge`)."""
+    :func:`django_sessionkit.lifecycle.purge`). Ended sessions kept past
+    ``SESSIONKIT["KEEP_ENDED"]`` go first (no query while it is 0)."""
+    from django_sessionkit import audit
+
+    audit.purge(batch_size)
     return in_batches(
         lifecycle.purge(store, batch_size),
         batch_size=batch_size,
