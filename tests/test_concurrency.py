@@ -205,8 +205,9 @@ def test_simultaneous_logins_past_a_refusing_limit_leave_exactly_the_limit(
         for name, extra in (("racer", 1), ("crowd", 5)):
             user_id = str(users.create_user(name, password="x").pk)
             browsers = [Browser(live_server.url) for _ in range(limit + extra)]  # type: ignore[attr-defined]
+            path = f"/login/{name}/"
             with ThreadPoolExecutor(len(browsers)) as pool:
-                answers = list(pool.map(lambda b: b.get_text(f"/login/{name}/"), browsers))
+                answers = list(pool.map(lambda b, path=path: b.get_text(path), browsers))
             statuses = sorted(status for status, _ in answers)
             assert statuses == [200] * limit + [403] * extra, name
             refused = [body for status, body in answers if status == 403]

@@ -79,10 +79,11 @@ def test_a_login_within_the_limit_is_saved_at_once_and_gets_its_cookie(
     each_store: Store, user: Any
 ) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
-    receivers = {
-        name: (lambda name: lambda **kw: events.append((name, kw)))(name)
-        for name in ("session_created", "session_rotated", "session_ended")
-    }
+
+    def listener(name: str) -> Any:
+        return lambda **kwargs: events.append((name, kwargs))
+
+    receivers = {name: listener(name) for name in ("session_created", "session_rotated")}
     for name, receiver in receivers.items():
         getattr(signals, name).connect(receiver)
     try:
@@ -250,24 +251,23 @@ def test_the_lock_is_exclusive_per_user(each_store: Store, user: Any) -> None:
 def test_a_busy_lock_is_a_503_and_writes_nothing(redis_standalone: Any, user: Any) -> None:
     from tests.redis_fixtures import sessionkit_on
 
-    with sessionkit_on(redis_standalone) as store:
-        with refusing():
-            holder = store.user_locked  # hold alice's lock while the login runs
-            answers: list[int] = []
+    with sessionkit_on(redis_standalone) as store, refusing():
+        holder = store.user_locked  # hold alice's lock while the login runs
+        answers: list[int] = []
 
-            def login() -> None:
-                answers.append(Client().get("/login/alice/").status_code)
+        def login() -> None:
+            answers.append(Client().get("/login/alice/").status_code)
 
-            def work() -> None:
-                thread = threading.Thread(target=login)
-                thread.start()
-                thread.join(USER_LOCK_WAIT + 5)
+        def work() -> None:
+            thread = threading.Thread(target=login)
+            thread.start()
+            thread.join(USER_LOCK_WAIT + 5)
 
-            holder(str(user.pk), work)
-            assert answers == [503]
-            assert store.count(user_id=str(user.pk)) == 0
-            assert not store.breaker.is_open
-            assert Client().get("/login/alice/").status_code == 200
+        holder(str(user.pk), work)
+        assert answers == [503]
+        assert store.count(user_id=str(user.pk)) == 0
+        assert not store.breaker.is_open
+        assert Client().get("/login/alice/").status_code == 200
 
 
 def test_checks() -> None:
