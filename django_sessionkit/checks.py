@@ -529,7 +529,15 @@ def _check_session_limit(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 "or None for the built-in message.",
             )
         )
-    named = [name for name in ("MAX_SESSIONS_POLICY", "MAX_SESSIONS_MESSAGE") if name in raw]
+    # (a settings file that spells out the defaults is not warned about)
+    named = [
+        name
+        for name, default in (
+            ("MAX_SESSIONS_POLICY", "evict_oldest"),
+            ("MAX_SESSIONS_MESSAGE", None),
+        )
+        if raw.get(name) not in (None, default)
+    ]
     if named and raw.get("MAX_SESSIONS_PER_USER") is None:
         problems.append(
             Warning(

@@ -25,7 +25,7 @@ TEMPLATE = "django_sessionkit/session_limit_reached.html"
 
 #: The built-in message (translated); ``SESSIONKIT["MAX_SESSIONS_MESSAGE"]`` replaces it.
 DEFAULT_MESSAGE = (
-    "You are already signed in on {limit} devices or browsers, the most this site allows. "
+    "You are already signed in on as many devices as this site allows ({limit}). "
     "Sign out on one of them, then sign in here again."
 )
 
