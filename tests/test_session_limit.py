@@ -324,3 +324,60 @@ def test_the_evict_oldest_policy_is_the_default(user: Any) -> None:
         assert first.get("/whoami/").json() == {"user": None}
         assert second.get("/whoami/").json() == {"user": "alice"}
     assert get_user_model().objects.count() == 1
+
+
+def _held_exclusively(store: Store) -> None:
+    """One holder at a time per user, and the lock taken again once released."""
+    from django_sessionkit.stores.base import StoreUnavailable
+
+    def inner() -> str:
+        with pytest.raises(StoreUnavailable):
+            store.user_locked("7", lambda: "never")  # same user, same process: still held
+        assert store.count() == 0  # the lock is no session to the Express app or to us
+        return "held"
+
+    assert store.user_locked("7", inner) == "held"
+    assert store.user_locked("7", lambda: "again") == "again"
+
+    async def inner_async() -> str:
+        return "async"
+
+    assert async_to_sync(store.auser_locked)("7", inner_async) == "async"
+
+
+def test_the_express_redis_layout_locks_outside_its_prefix(redis_standalone: Any) -> None:
+    import redis
+
+    from django_sessionkit.stores.express import ExpressRedisStore
+    from tests.redis_fixtures import new_prefix
+
+    prefix = new_prefix()
+    store = ExpressRedisStore(redis_standalone.url, {"PREFIX": prefix})
+    try:
+        _held_exclusively(store)
+        client = redis.Redis.from_url(redis_standalone.url)
+        seen: list[Any] = []
+        store.user_locked("7", lambda: seen.extend(client.keys("*lock*7")))
+        assert seen == [f"sessionkit:lock:{prefix}u:7".encode()]
+        assert client.keys(prefix + "*") == []
+    finally:
+        store.close()
+
+
+def test_the_express_mongo_layout_locks_in_a_collection_of_its_own(mongo_server: Any) -> None:
+    import uuid
+
+    from django_sessionkit.stores.mongo import ExpressMongoStore
+
+    collection = f"express_{uuid.uuid4().hex[:8]}"
+    store = ExpressMongoStore(mongo_server.url, {"DATABASE": "sk_test", "COLLECTION": collection})
+    try:
+        _held_exclusively(store)
+        with mongo_server.client() as client:
+            names = client["sk_test"].list_collection_names()
+            assert f"{collection}_locks" in names
+            assert client["sk_test"][f"{collection}_locks"].count_documents({}) == 0
+            client["sk_test"].drop_collection(collection)
+            client["sk_test"].drop_collection(f"{collection}_locks")
+    finally:
+        store.close()
