@@ -11,11 +11,14 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import hashlib
 import ipaddress
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.db import (
     DatabaseError,
@@ -31,6 +34,8 @@ from django.utils import timezone
 from django_sessionkit.models import Session
 from django_sessionkit.stores import breaker, sql_timeouts
 from django_sessionkit.stores.base import (
+    USER_LOCK_POLL,
+    USER_LOCK_WAIT,
     Changes,
     CorruptSession,
     CreateError,
@@ -45,6 +50,7 @@ from django_sessionkit.stores.base import (
     as_network,
     decode_data,
     encode_data,
+    user_lock_busy,
 )
 
 logger = logging.getLogger("django_sessionkit")
@@ -69,6 +75,11 @@ _EXPIRES_AT = cast("DateTimeField[Any, Any]", Session._meta.get_field("expires_a
 _WRITE_FIELDS = ("data", "version", "expires_at", "user_id", "ip", "user_agent", "last_seen")
 _INSERT_FIELDS = ("key", *_WRITE_FIELDS, "created_at")
 _FIELDS = {field.name: field for field in Session._meta.concrete_fields}
+
+#: The databases whose per-user login lock this store knows (MAX_SESSIONS_POLICY = "refuse").
+LOCKING_VENDORS = ("postgresql", "mysql", "sqlite")
+
+T = TypeVar("T")
 
 
 class DatabaseStore(Store):
@@ -237,6 +248,77 @@ class DatabaseStore(Store):
         with self._errors(admin=True):
             deleted = self._delete(rows)
         return int(deleted)
+
+    # --- the per-user login lock (MAX_SESSIONS_POLICY = "refuse") ------------------------
+
+    locks_users = True
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        """PostgreSQL: a transaction-scoped advisory lock, so that it ends with the commit
+        that makes the login's session visible (inside a transaction of the project's own,
+        ``ATOMIC_REQUESTS``, with that transaction). MySQL and MariaDB: ``GET_LOCK``, released
+        once ``work``'s statements have committed. SQLite: a transaction that starts with a
+        write, whose write lock on the database is the lock."""
+        connection = connections[self.alias]
+        name = f"sessionkit:{Session._meta.db_table}:{user_id}"
+        if connection.vendor == "mysql":
+            return self._mysql_locked(connection, name, user_id, work)
+        if connection.vendor not in ("postgresql", "sqlite"):
+            raise NotImplementedError(
+                f"the database store has no per-user lock on {connection.vendor}, which "
+                "SESSIONKIT['MAX_SESSIONS_POLICY'] = 'refuse' needs (PostgreSQL, MySQL, "
+                "MariaDB and SQLite have one)"
+            )
+        with self._errors(), transaction.atomic(using=self.alias):
+            if self._took_lock(connection, name):
+                return work()
+        raise user_lock_busy(self, user_id)
+
+    def _took_lock(self, connection: Any, name: str) -> bool:
+        """Take the lock inside the transaction now open; ``False`` if it stayed held."""
+        if connection.vendor == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            deadline = time.monotonic() + USER_LOCK_WAIT
+            with connection.cursor() as cursor:
+                while True:  # polled: no lock_timeout to set (and leak into an outer transaction)
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+                    if cursor.fetchone()[0]:
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(USER_LOCK_POLL)
+        table = connection.ops.quote_name(Session._meta.db_table)
+        with connection.cursor() as cursor:
+            raw = connection.connection  # its own statements, as in sql_timeouts
+            (previous,) = raw.execute("PRAGMA busy_timeout").fetchone()
+            raw.execute(f"PRAGMA busy_timeout = {math.ceil(USER_LOCK_WAIT * 1000)}")
+            try:  # a write that changes nothing: this transaction now holds the write lock
+                cursor.execute(f"UPDATE {table} SET version = version WHERE 1 = 0")
+            except OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                return False
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
+        return True
+
+    def _mysql_locked(self, connection: Any, name: str, user_id: str, work: Callable[[], T]) -> T:
+        # GET_LOCK names are at most 64 characters.
+        name = "sessionkit:" + hashlib.sha1(name.encode()).hexdigest()
+        with self._errors(), connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, %s)", [name, max(1, math.ceil(USER_LOCK_WAIT))])
+            (obtained,) = cursor.fetchone()
+        if obtained != 1:
+            raise user_lock_busy(self, user_id)
+        try:
+            return work()  # each statement commits as it runs (unless the project's own
+            # transaction is open: then the next holder may not see this one's session yet)
+        finally:
+            try:
+                with self._errors(), connection.cursor() as cursor:
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
+            except StoreUnavailable as exc:  # the connection is gone, and the lock with it
+                logger.warning("Could not release the login lock of user %r: %s", user_id, exc)
 
     def find_by_prefix(
         self, prefix: str, limit: int = 2

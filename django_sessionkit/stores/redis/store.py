@@ -64,9 +64,9 @@ import builtins
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
@@ -80,7 +80,7 @@ from django_sessionkit.stores.base import (
     from_us,
     to_us,
 )
-from django_sessionkit.stores.redis import connection
+from django_sessionkit.stores.redis import connection, lock
 from django_sessionkit.stores.redis.keys import (
     DATA,
     Shards,
@@ -99,6 +99,8 @@ from django_sessionkit.stores.redis.scripts import INDEX, SAVE, TOUCH
 logger = logging.getLogger("django_sessionkit")
 
 __all__ = ["RedisStore"]
+
+T = TypeVar("T")
 
 
 class RedisStore(Listing):
@@ -136,6 +138,22 @@ class RedisStore(Listing):
 
     def user_key(self, user_id: str) -> str:
         return f"{self.prefix}u:{user_id}"
+
+    def lock_key(self, user_id: str) -> str:
+        """The user's login lock (MAX_SESSIONS_POLICY = "refuse"), out of ``Pu:*``."""
+        return f"{self.prefix}lock:u:{user_id}"
+
+    # --- the per-user login lock (see .lock) --------------------------------
+
+    locks_users = True
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        client = connection.sync_client(self.config)
+        return lock.locked(self, client, self.lock_key(user_id), user_id, work)
+
+    async def auser_locked(self, user_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        client = connection.async_client(self.config)
+        return await lock.alocked(self, client, self.lock_key(user_id), user_id, work)
 
     # --- records ----------------------------------------------------------
 
