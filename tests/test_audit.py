@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -280,6 +281,26 @@ def test_revocations_password_changes_limits_and_timeouts_are_kept(
         assert [(e.key, e.reason, e.by, e.started) for e in ended()] == [
             (gone, "idle_timeout", "", "login")
         ]
+
+
+def test_a_session_the_purge_finds_expired_is_kept_with_how_it_started(store: Store) -> None:
+    old_user("alice")
+    phone = browser("alice", ip="10.5.5.5", ua=IPHONE)
+    key = key_of(phone)
+    rewrite(store, key, expires_at=utcnow() + timedelta(milliseconds=200))
+    time.sleep(0.35)
+    assert "Purged 1 expired sessions" in run("purgesessions")
+    (row,) = ended()
+    assert (row.key, row.reason, row.by, row.user_id) == (
+        key,
+        "expired",
+        "",
+        str(old_user("alice").pk),
+    )
+    if store.label != "redis":  # the record is still there to read; Redis dropped it
+        assert (row.started, row.ip, row.user_agent) == ("login", "10.5.5.5", IPHONE)
+    run("purgesessions")
+    assert len(ended()) == 1  # reported once
 
 
 def test_an_event_without_its_record_is_kept_too(store: Store) -> None:
