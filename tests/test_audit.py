@@ -47,15 +47,17 @@ PAGE = "/account/sessions/"
         pytest.param("postgresql", marks=pytest.mark.django_db(databases=["default", "pg"])),
         pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
         "redis",
+        "redis-cluster",
     ]
 )
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """The audit on (KEEP_ENDED a day) over the database store on SQLite, PostgreSQL and
-    MariaDB, and over a Redis store."""
-    if request.param == "redis":
+    MariaDB, and over a Redis store, standalone and on a Cluster."""
+    if request.param.startswith("redis"):
         from tests.redis_fixtures import sessionkit_on
 
-        with sessionkit_on(request.getfixturevalue("redis_standalone")), lifetimes(KEEP_ENDED=DAY):
+        setup = "redis_standalone" if request.param == "redis" else "redis_cluster"
+        with sessionkit_on(request.getfixturevalue(setup)), lifetimes(KEEP_ENDED=DAY):
             yield get_store()
         return
     if request.param == "sqlite":
