@@ -167,12 +167,12 @@ SESSIONKIT: dict[str, Any] = {
     # ("refuse"; the login page shows it). None: no limit. Try EXAMPLE_MAX_SESSIONS=2, and
     # EXAMPLE_MAX_SESSIONS_POLICY=refuse, then sign in from three browsers.
     "MAX_SESSIONS_PER_USER": int(os.environ.get("EXAMPLE_MAX_SESSIONS") or 0) or None,
+    "MAX_SESSIONS_POLICY": os.environ.get("EXAMPLE_MAX_SESSIONS_POLICY") or "evict_oldest",
+    "MAX_SESSIONS_MESSAGE": None,  # None: the built-in message; "{limit}" is replaced
     # No express option: the audit trail. Ended sessions are kept this many seconds, with how
     # each started and ended (the admin, the sessions page, listsessions --ended). 0: off.
     # Try EXAMPLE_KEEP_ENDED=86400.
     "KEEP_ENDED": int(os.environ.get("EXAMPLE_KEEP_ENDED") or 0),
-    "MAX_SESSIONS_POLICY": os.environ.get("EXAMPLE_MAX_SESSIONS_POLICY") or "evict_oldest",
-    "MAX_SESSIONS_MESSAGE": None,  # None: the built-in message; "{limit}" is replaced
 }
 
 ROOT_URLCONF = "example_project.urls"
