@@ -9,8 +9,10 @@ class SessionkitConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_sessionkit import checks
+        from django_sessionkit import audit, checks
 
         # Before any server is built: Django's SessionMiddleware in front of this engine
         # would take a bare session_key from a cookie and never sign one.
         checks.refuse_django_middleware()
+        # The audit trail's receivers, only while SESSIONKIT["KEEP_ENDED"] > 0.
+        audit.sync()

@@ -23,6 +23,7 @@ from django_sessionkit.conf import (
     COOKIE_KEYS,
     KEYS,
     LIFETIME_KEYS,
+    MAX_SESSIONS_POLICIES,
     PRIORITY_VALUES,
     SAME_SITE_VALUES,
     STORE_KEYS,
@@ -458,6 +459,7 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 "sessions >= 1, or None for no limit.",
             )
         )
+    problems += _check_session_limit(raw)
     touch_after = raw.get("TOUCH_AFTER")
     if touch_after is not None and not _is_count(touch_after, 0):
         problems.append(
@@ -465,6 +467,16 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
                 31,
                 f"{_key('TOUCH_AFTER')} is {touch_after!r}; it must be a whole number of "
                 "seconds >= 0 (0: touch on every request), or None.",
+            )
+        )
+    keep = raw.get("KEEP_ENDED")
+    if keep is not None and not _is_count(keep, 0):
+        problems.append(
+            _error(
+                32,
+                f"{_key('KEEP_ENDED')} is {keep!r}; it must be a whole number of seconds >= 0 "
+                "(how long ended sessions are kept for the audit trail; 0, the default, turns "
+                "the audit off).",
             )
         )
     flag = raw.get("END_SESSIONS_ON_PASSWORD_CHANGE")
@@ -498,6 +510,95 @@ def _check_lifetimes(raw: Mapping[str, Any]) -> list[CheckMessage]:
             )
         )
     return problems
+
+
+def _check_session_limit(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    """MAX_SESSIONS_POLICY and MAX_SESSIONS_MESSAGE (MAX_SESSIONS_PER_USER is checked with
+    the lifetimes)."""
+    from django.utils.functional import Promise
+
+    problems: list[CheckMessage] = []
+    policy = raw.get("MAX_SESSIONS_POLICY")
+    if policy is not None and policy not in MAX_SESSIONS_POLICIES:
+        accepted = " or ".join(repr(p) for p in MAX_SESSIONS_POLICIES)
+        problems.append(
+            _error(
+                31,
+                f"{_key('MAX_SESSIONS_POLICY')} is {policy!r}; it must be {accepted} (what a "
+                "login past MAX_SESSIONS_PER_USER does: end the user's least recently seen "
+                "session, or fail), or None for 'evict_oldest'.",
+            )
+        )
+    text = raw.get("MAX_SESSIONS_MESSAGE")
+    if text is not None and not (isinstance(text, (str, Promise)) and str(text).strip()):
+        problems.append(
+            _error(
+                31,
+                f"{_key('MAX_SESSIONS_MESSAGE')} is {text!r}; it must be a non-empty string "
+                "(a lazy translation is fine; '{limit}' in it becomes MAX_SESSIONS_PER_USER), "
+                "or None for the built-in message.",
+            )
+        )
+    # (a settings file that spells out the defaults is not warned about)
+    named = [
+        name
+        for name, default in (
+            ("MAX_SESSIONS_POLICY", "evict_oldest"),
+            ("MAX_SESSIONS_MESSAGE", None),
+        )
+        if raw.get(name) not in (None, default)
+    ]
+    if named and raw.get("MAX_SESSIONS_PER_USER") is None:
+        problems.append(
+            Warning(
+                f"{' and '.join(_key(n) for n in named)} set, but "
+                f"{_key('MAX_SESSIONS_PER_USER')} is not: there is no limit to apply.",
+                hint="Set MAX_SESSIONS_PER_USER, or remove the setting.",
+                id="sessionkit.W007",
+            )
+        )
+    return problems
+
+
+def _check_refusing_store(raw: Mapping[str, Any]) -> list[CheckMessage]:
+    """With MAX_SESSIONS_POLICY = "refuse", the store must have a per-user login lock."""
+    from django.db import connections
+
+    from django_sessionkit.stores.base import Store
+    from django_sessionkit.stores.database import LOCKING_VENDORS, DatabaseStore
+
+    if raw.get("MAX_SESSIONS_POLICY") != "refuse" or not _is_count(
+        raw.get("MAX_SESSIONS_PER_USER"), 1
+    ):
+        return []
+    if not isinstance(raw.get("STORE") or {}, Mapping):
+        return []  # reported by _check_store (E016)
+    store = sessionkit_settings.STORE
+    try:
+        backend = import_string(store["BACKEND"]) if isinstance(store["BACKEND"], str) else None
+    except Exception:  # reported by _check_store (E017)
+        return []
+    if not isinstance(backend, type) or not issubclass(backend, Store):
+        return []
+    why = None
+    if not backend.locks_users:
+        why = f"{backend.__name__} has no per-user lock"
+    elif issubclass(backend, DatabaseStore):
+        alias = store["LOCATION"] or "default"
+        vendor = connections[alias].vendor if alias in connections.settings else None
+        if vendor is not None and vendor not in LOCKING_VENDORS:
+            why = f"the database store has no per-user lock on {vendor}"
+    if why is None:
+        return []
+    return [
+        _error(
+            33,
+            f"{_key('MAX_SESSIONS_POLICY')} is 'refuse', but {why}: logins past the limit "
+            "could not be refused exactly when they race.",
+            hint="Use the database store on PostgreSQL, MySQL, MariaDB or SQLite, a Redis or "
+            "MongoDB store, or MAX_SESSIONS_POLICY = 'evict_oldest'.",
+        )
+    ]
 
 
 def _check_compat(raw: Mapping[str, Any]) -> list[CheckMessage]:
@@ -598,6 +699,7 @@ def check_settings() -> list[CheckMessage]:
     problems += _check_choices(raw)
     problems += _check_store(raw)
     problems += _check_compat(raw)
+    problems += _check_refusing_store(raw)
     return problems
 
 
@@ -654,9 +756,32 @@ def refuse_django_middleware() -> None:
         )
 
 
+def check_expiry_events() -> list[CheckMessage]:
+    """W006 when something listens to ``session_ended`` but the store cannot report every
+    session that expires (run after every app's ``ready()``, where receivers connect)."""
+    from django_sessionkit.signals import session_ended
+    from django_sessionkit.stores import get_store
+
+    if not session_ended.has_listeners():
+        return []
+    reason = get_store().expiry_unreported()
+    if reason is None:
+        return []
+    return [
+        Warning(
+            "A receiver listens to session_ended, but expired sessions of this store are not "
+            f"all reported: {reason}",
+            id="sessionkit.W006",
+        )
+    ]
+
+
 @register()
 def sessionkit_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return check_settings() + check_middleware()
+    problems = check_settings() + check_middleware()
+    if not any(problem.is_serious() for problem in problems):
+        problems += check_expiry_events()
+    return problems
 
 
 def configuration_errors() -> list[str]:

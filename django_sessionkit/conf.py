@@ -50,7 +50,13 @@ KEYS: dict[str, str] = {
     "TOUCH_AFTER": "touchAfter (connect-mongo)",
     "END_SESSIONS_ON_PASSWORD_CHANGE": "(none)",
     "MAX_SESSIONS_PER_USER": "(none)",
+    "KEEP_ENDED": "(none)",
+    "MAX_SESSIONS_POLICY": "(none)",
+    "MAX_SESSIONS_MESSAGE": "(none)",
 }
+
+#: What a login past MAX_SESSIONS_PER_USER does (the first is the default).
+MAX_SESSIONS_POLICIES = ("evict_oldest", "refuse")
 
 #: The lifetime keys: seconds (an int >= 1), or None for no limit.
 LIFETIME_KEYS = ("IDLE_TIMEOUT", "ABSOLUTE_TIMEOUT", "ANONYMOUS_MAX_AGE")
@@ -312,9 +318,37 @@ class Settings:
     @setting
     def MAX_SESSIONS_PER_USER(self) -> int | None:
         """The most sessions one user keeps: a login past it ends the user's least recently
-        seen ones (``None``: no limit)."""
+        seen ones, or fails (MAX_SESSIONS_POLICY); ``None``: no limit."""
         value = self._get("MAX_SESSIONS_PER_USER", None)
         return None if value is None else int(value)
+
+    @setting
+    def KEEP_ENDED(self) -> int:
+        """Seconds an ended session is kept for the audit trail (0: the audit is off, no
+        record of how sessions start or end is written)."""
+        value = self._get("KEEP_ENDED", 0)
+        # Read at start-up (AppConfig.ready), before the checks report a wrong value (E032).
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    @setting
+    def MAX_SESSIONS_POLICY(self) -> str:
+        """``"evict_oldest"``: a login past MAX_SESSIONS_PER_USER ends the user's least
+        recently seen sessions; ``"refuse"``: the login fails and nothing is written."""
+        return str(self._get("MAX_SESSIONS_POLICY", None) or MAX_SESSIONS_POLICIES[0])
+
+    @setting
+    def REFUSES_PAST_LIMIT(self) -> int | None:
+        """The limit when logins past it are refused (``None``: they are not)."""
+        limit = self.MAX_SESSIONS_PER_USER
+        return limit if limit and self.MAX_SESSIONS_POLICY == "refuse" else None
+
+    @setting
+    def MAX_SESSIONS_MESSAGE(self) -> str | None:
+        """The refused login's message (``{limit}`` is replaced); ``None``: the built-in,
+        translated one. A lazy translation (``gettext_lazy``) stays lazy: it is turned into
+        text in the language of the request that is refused."""
+        value: str | None = self._get("MAX_SESSIONS_MESSAGE", None)
+        return value
 
     @setting
     def END_SESSIONS_ON_PASSWORD_CHANGE(self) -> bool:

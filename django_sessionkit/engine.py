@@ -22,7 +22,9 @@ Besides Django's API this adds express-session's ``regenerate()``,
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +37,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from django_sessionkit import cookies, lifecycle, metadata, signals
+from django_sessionkit import cookies, lifecycle, limits, metadata, signals
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import Changes, SessionRecord, Store, utcnow
@@ -47,7 +49,16 @@ if apps.apps_ready and not apps.is_installed("django_sessionkit"):
         '"django.contrib.sessions"), then run "manage.py migrate".'
     )
 
-__all__ = ["CreateError", "SessionDataError", "SessionStore", "SessionTooLarge", "UpdateError"]
+__all__ = [
+    "CreateError",
+    "SessionDataError",
+    "SessionLimitReached",
+    "SessionStore",
+    "SessionTooLarge",
+    "UpdateError",
+]
+
+SessionLimitReached = limits.SessionLimitReached
 
 # How many fresh ids create() tries before concluding that GENID repeats itself.
 MAX_CREATE_ATTEMPTS = 10
@@ -182,6 +193,23 @@ def _password_changed(previous: SessionRecord | None, data: dict[str, Any]) -> b
     return bool(old_hash and new_hash and old_hash != new_hash)
 
 
+@dataclasses.dataclass
+class _Before:
+    """A session as it was before a login, put back when the login is refused."""
+
+    sid: str | None
+    is_new: bool
+    wrote: bool
+    record: SessionRecord | None
+    snapshot: dict[str, str]
+    values: dict[str, Any]
+    data: dict[str, Any] | None
+    increments: dict[str, int | float]
+    created_at: datetime | None
+    modified: bool
+    replaced: str | None
+
+
 class SessionStore(SessionBase):
     """One browser's session, bound to the configured store."""
 
@@ -204,6 +232,7 @@ class SessionStore(SessionBase):
         self._values: dict[str, Any] = {}  # the objects _snapshot was made from
         self._is_new = False  # _sid was generated here and is not in the store yet
         self._created_at: datetime | None = None  # kept across cycle_key()
+        self._began: datetime | None = None  # the start before a login restarted it
         self._increments: dict[str, int | float] = {}  # incr() deltas not saved yet
         self._pending_snapshot: dict[str, str] = {}  # per-key JSON of the save under way
         self._legacy = False  # _sid came from an unsigned cookie of Django's own engines
@@ -216,6 +245,13 @@ class SessionStore(SessionBase):
         self._events: list[signals.Event] = []  # sent at the end of the request
         self._password_changed = False  # this save follows update_session_auth_hash()
         self._signed_in_now = False  # this save is the first with its user (a login)
+        # MAX_SESSIONS_POLICY = "refuse": the session before cycle_key() (its old key is
+        # deleted when the new one is saved, not before: a refused login keeps it)...
+        self._before_login: _Before | None = None
+        self._rotated_from: str | None = None  # ...and that old key, for session_rotated
+        self._admitted = False  # a login was let in: saved under the user's lock, no cookie yet
+        self._refused = False  # a login was refused: the session is as it was before it
+        self._holding = False  # a store lock is held: events wait until it is released
         if session_key is not None:
             self._session_key = session_key
 
@@ -327,6 +363,13 @@ class SessionStore(SessionBase):
     @property
     def record(self) -> SessionRecord | None:
         return self._record
+
+    @property
+    def began(self) -> datetime | None:
+        """When the session began, before the last new id (a login) restarted its clock for
+        ABSOLUTE_TIMEOUT; ``None`` when it was never stored."""
+        record = self._record
+        return self._began or (record.created_at if record is not None else None)
 
     @property
     def store(self) -> Store:
@@ -459,10 +502,16 @@ class SessionStore(SessionBase):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._increments.pop(key, None)  # an assignment replaces any pending increment
+        if key == AUTH_USER_KEY and self._is_login(value):
+            return self._admit(value)
         super().__setitem__(key, value)
 
     async def aset(self, key: str, value: Any) -> None:
         self._increments.pop(key, None)
+        if key == AUTH_USER_KEY:
+            await self._aget_session()
+            if self._is_login(value):
+                return await self._aadmit(value)
         await super().aset(key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -470,14 +519,124 @@ class SessionStore(SessionBase):
         super().__delitem__(key)
 
     def update(self, dict_: Any) -> None:  # type: ignore[override]
-        for key in dict(dict_):
+        values = dict(dict_)
+        for key in values:
             self._increments.pop(key, None)
-        super().update(dict_)
+        if AUTH_USER_KEY in values and self._is_login(values[AUTH_USER_KEY]):
+            self[AUTH_USER_KEY] = values.pop(AUTH_USER_KEY)
+        super().update(values)
 
     async def aupdate(self, dict_: Any) -> None:
-        for key in dict(dict_):
+        values = dict(dict_)
+        for key in values:
             self._increments.pop(key, None)
-        await super().aupdate(dict_)
+        if AUTH_USER_KEY in values:
+            await self.aset(AUTH_USER_KEY, values.pop(AUTH_USER_KEY))
+        await super().aupdate(values)
+
+    # --- refusing a login past MAX_SESSIONS_PER_USER ("refuse") ----------------
+
+    def _is_login(self, user_id: Any) -> bool:
+        """Whether putting ``user_id`` into the session signs a user in (what
+        ``login()`` does), while logins past the limit are refused."""
+        if conf.REFUSES_PAST_LIMIT is None or user_id is None:
+            return False
+        self._session  # noqa: B018  (loaded: its record says who is signed in)
+        record = self._record
+        return record is None or record.user_id != str(user_id)
+
+    def _capture(self) -> _Before:
+        data = getattr(self, "_session_cache", None)
+        return _Before(
+            sid=self._sid,
+            is_new=self._is_new,
+            wrote=self._wrote,
+            record=self._record,
+            snapshot=dict(self._snapshot),
+            values=dict(self._values),
+            data=None if data is None else dict(data),
+            increments=dict(self._increments),
+            created_at=self._created_at,
+            modified=self.modified,
+            replaced=self._replaced,
+        )
+
+    def _restore(self, before: _Before) -> None:
+        """Back to ``before``: nothing of the refused login is left, in the store or here."""
+        self._sid, self._is_new, self._wrote = before.sid, before.is_new, before.wrote
+        self._record, self._snapshot = before.record, before.snapshot
+        self._values = before.values
+        if before.data is None:
+            self.__dict__.pop("_session_cache", None)
+        else:
+            self.__dict__["_session_cache"] = before.data
+        self._increments, self._created_at = before.increments, before.created_at
+        self.modified, self._replaced = before.modified, before.replaced
+        self._before_login = self._rotated_from = None
+
+    def _let_in(self, user_id: Any) -> tuple[str, int, _Before]:
+        """Put the user in (the session as it was is kept to go back to)."""
+        before = self._before_login or self._capture()
+        super().__setitem__(AUTH_USER_KEY, user_id)
+        limit = conf.REFUSES_PAST_LIMIT
+        assert limit is not None
+        return str(user_id), limit, before
+
+    def _refuse(self, before: _Before, exc: BaseException) -> None:
+        self._holding = False
+        self._restore(before)
+        self._refused = isinstance(exc, limits.SessionLimitReached)
+
+    def _admit(self, user_id: Any) -> None:
+        """A login while logins past MAX_SESSIONS_PER_USER are refused: under the user's
+        lock in the store, count the user's sessions, then save this one at once or raise
+        :class:`SessionLimitReached` (the session is then as it was before the login)."""
+        user, limit, before = self._let_in(user_id)
+        store = self.store
+
+        def count_and_save() -> None:
+            if store.count(user_id=user) >= limit:
+                raise limits.SessionLimitReached(limit, user)
+            self.save()
+
+        self._holding = True
+        try:
+            store.user_locked(user, count_and_save)
+        except BaseException as exc:
+            self._refuse(before, exc)
+            raise
+        self._holding, self._admitted, self._refused = False, True, False
+        self._sent_unless_bound()
+
+    async def _aadmit(self, user_id: Any) -> None:
+        user, limit, before = self._let_in(user_id)
+        store = self.store
+
+        async def count_and_save() -> None:
+            if await store.acount(user_id=user) >= limit:
+                raise limits.SessionLimitReached(limit, user)
+            await self.asave()
+
+        work: Callable[[], Awaitable[None]] = count_and_save
+        self._holding = True
+        try:
+            await store.auser_locked(user, work)
+        except BaseException as exc:
+            self._refuse(before, exc)
+            raise
+        self._holding, self._admitted, self._refused = False, True, False
+        await self._asent_unless_bound()
+
+    @property
+    def admitted(self) -> bool:
+        """A login was let in during this request: its session is saved, its cookie not
+        yet sent (MAX_SESSIONS_POLICY = "refuse")."""
+        return self._admitted
+
+    @property
+    def refused(self) -> bool:
+        """A login was refused during this request (:class:`SessionLimitReached`)."""
+        return self._refused
 
     def has_changes(self) -> bool:
         if self.modified:
@@ -613,6 +772,26 @@ class SessionStore(SessionBase):
         self._is_new = False
         self._wrote = True
         self.modified = False
+        self._before_login = None
+
+    @staticmethod
+    def _eviction_limit() -> int | None:
+        """MAX_SESSIONS_PER_USER when a login past it ends the oldest sessions (the default
+        policy, "evict_oldest": after its save, the engine ends those past it)."""
+        limit = conf.MAX_SESSIONS_PER_USER
+        return limit if limit and conf.MAX_SESSIONS_POLICY == "evict_oldest" else None
+
+    def _saved_events(self, key: str, saved: SessionRecord, *, created: bool) -> None:
+        if rotated_from := self._rotated_from:  # cycle_key() waited for this save
+            self._rotated_from = None
+            self._queue(
+                signals.session_rotated,
+                key_hash=key,
+                old_key_hash=rotated_from,
+                user_id=saved.user_id,
+            )
+        if created:
+            self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
 
     def save(self, must_create: bool = False) -> None:
         if self._needs_create(must_create):
@@ -622,11 +801,10 @@ class SessionStore(SessionBase):
         self._finish_save(saved)
         if replaced := self._take_replaced():
             self.store.delete(replaced)
-        if changes is None:
-            self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
-        if self._signed_in_now and saved.user_id is not None and conf.MAX_SESSIONS_PER_USER:
+        self._saved_events(key, saved, created=changes is None)
+        limit = self._eviction_limit()
+        if self._signed_in_now and saved.user_id is not None and limit:
             self._signed_in_now = False
-            limit = conf.MAX_SESSIONS_PER_USER
             lifecycle.enforce_limit(self.store, saved.user_id, limit, request=self.request)
         if self._password_changed and saved.user_id is not None:
             self._password_changed = False
@@ -649,11 +827,10 @@ class SessionStore(SessionBase):
         self._finish_save(saved)
         if replaced := self._take_replaced():
             await self.store.adelete(replaced)
-        if changes is None:
-            self._queue(signals.session_created, key_hash=key, user_id=saved.user_id)
-        if self._signed_in_now and saved.user_id is not None and conf.MAX_SESSIONS_PER_USER:
+        self._saved_events(key, saved, created=changes is None)
+        limit = self._eviction_limit()
+        if self._signed_in_now and saved.user_id is not None and limit:
             self._signed_in_now = False
-            limit = conf.MAX_SESSIONS_PER_USER
             await lifecycle.aenforce_limit(self.store, saved.user_id, limit, request=self.request)
         if self._password_changed and saved.user_id is not None:
             self._password_changed = False
@@ -761,11 +938,11 @@ class SessionStore(SessionBase):
             await signals.asend(events)
 
     def _sent_unless_bound(self) -> None:
-        if not self._bound:
+        if not (self._bound or self._holding):
             self.send_events()
 
     async def _asent_unless_bound(self) -> None:
-        if not self._bound:
+        if not (self._bound or self._holding):
             await self.asend_events()
 
     def _take_replaced(self) -> str | None:
@@ -797,7 +974,8 @@ class SessionStore(SessionBase):
     def _forget(self) -> None:
         self._sid, self._record, self._snapshot, self._increments = None, None, {}, {}
         self._values = {}
-        self._is_new, self._created_at = False, None
+        self._is_new, self._created_at, self._began = False, None, None
+        self._before_login = self._rotated_from = None
 
     def _queue_logout(self) -> None:
         if self._sid is not None and not self._is_new:
@@ -825,6 +1003,7 @@ class SessionStore(SessionBase):
         old_key = None if self._sid is None or self._is_new else store_key(self._sid)
         previous = self._record
         self._created_at = previous.created_at if previous else self._created_at
+        self._began = self._created_at
         if restart:
             self._created_at = utcnow()
         self._record = None
@@ -843,17 +1022,29 @@ class SessionStore(SessionBase):
             )
         return old_key
 
+    def _rotate_for_login(self) -> str | None:
+        """cycle_key()'s rotation; the old key if it must be deleted now. While logins past
+        MAX_SESSIONS_PER_USER are refused, the old key is deleted when the new id is saved
+        (a refused login leaves the visitor's session as it was)."""
+        if conf.REFUSES_PAST_LIMIT is None:
+            return self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None)
+        self._before_login = self._capture()
+        old_key = self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None)
+        if old_key is not None:
+            self._replaced = self._rotated_from = old_key
+        return None
+
     def cycle_key(self) -> None:
         """New id, same data; the old id is dead at once (login does this)."""
         self._session  # noqa: B018  (load the data before the id changes)
-        if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
+        if old_key := self._rotate_for_login():
             self.store.delete(old_key)
             self._queue_rotated(old_key)
             self._sent_unless_bound()
 
     async def acycle_key(self) -> None:
         await self._aget_session()
-        if old_key := self._rotate(restart=conf.ABSOLUTE_TIMEOUT is not None):
+        if old_key := self._rotate_for_login():
             await self.store.adelete(old_key)
             self._queue_rotated(old_key)
             await self._asent_unless_bound()
@@ -928,7 +1119,7 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        for _removed in get_store().purge_expired():
+        for _removed in lifecycle.purge(get_store()):
             pass
 
     @classmethod

@@ -9,10 +9,14 @@ has answered.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
 from django.http import HttpRequest
 
+from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.signals import Event, asend, send, session_ended
-from django_sessionkit.stores.base import SessionRecord, Store, to_us, utcnow
+from django_sessionkit.stores.base import Expired, SessionRecord, Store, to_us, utcnow
 
 #: Events sent at a time while every session is ended one by one.
 PAGE = 200
@@ -123,6 +127,60 @@ def end_all(
                 events = []
     send(events)
     return ended
+
+
+#: How far a stored expiry may lie from a limit and still be that limit's doing (the stores
+#: keep microseconds; Redis' own expiry is rounded up to the millisecond).
+_SLACK = timedelta(milliseconds=1)
+
+
+def expiry_reason(expired: Expired) -> str:
+    """``"idle_timeout"`` when the session ran out IDLE_TIMEOUT after its last activity,
+    ``"absolute_timeout"`` when ABSOLUTE_TIMEOUT after its start, else ``"expired"``."""
+    idle, absolute = conf.IDLE_TIMEOUT, conf.ABSOLUTE_TIMEOUT
+    record = expired.record
+    seen = record.last_seen if record else expired.last_seen
+    start = record.created_at if record else expired.created_at
+
+    def at(start: datetime, seconds: int) -> bool:
+        return abs(start + timedelta(seconds=seconds) - expired.expires_at) <= _SLACK
+
+    if idle is not None and seen is not None and at(seen, idle):
+        return "idle_timeout"
+    if absolute is not None and start is not None and at(start, absolute):
+        return "absolute_timeout"
+    return "expired"
+
+
+def purge(store: Store, batch_size: int = 1000) -> Iterator[int]:
+    """The store's purge, batch by batch (how many each removed), each batch followed by
+    one ``session_ended`` per session it removed while a receiver listens: reason
+    ``"expired"``, ``"idle_timeout"`` or ``"absolute_timeout"`` (:func:`expiry_reason`).
+
+    Every way of purging goes through here (``purgesessions``, ``clearsessions``,
+    ``SessionStore.clear_expired()``, MongoDB's ``AUTO_REMOVE = "interval"``), so a session
+    that expires is reported by the one purge that removed it, once.
+    """
+    if not session_ended.has_listeners():
+        yield from store.purge_expired(batch_size)
+        return
+    report: list[Expired] = []
+    batches = store.purge_expired(batch_size, report=report)
+    try:
+        for removed in batches:
+            _report(report)
+            yield removed
+    finally:
+        close = getattr(batches, "close", None)  # a generator's: its batch ends cleanly
+        if close is not None:
+            close()
+        _report(report)
+
+
+def _report(expired: list[Expired]) -> None:
+    events = [ended_event(e.key, e.user_id, expiry_reason(e), record=e.record) for e in expired]
+    expired.clear()
+    send(events)
 
 
 def _beyond_limit(

@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 
-from django_sessionkit import cookies
+from django_sessionkit import audit, cookies, limits
 from django_sessionkit.conf import sessionkit_settings as conf
 from django_sessionkit.engine import IMPORTED_KEY, SessionStore
 from django_sessionkit.stores.base import StoreUnavailable, utcnow
@@ -117,6 +117,13 @@ def _touched_lately(session: SessionStore) -> bool:
     return record.last_seen > utcnow() - timedelta(seconds=touch_after)
 
 
+def _admitted_in_vain(session: SessionStore, response: HttpResponseBase) -> bool:
+    """A login saved its session at once (MAX_SESSIONS_POLICY = "refuse"), but the response
+    is a 5xx, which sends no cookie: the session would hold one of the user's places
+    until it expired. It is deleted."""
+    return session.admitted and response.status_code >= 500
+
+
 class SessionMiddleware(DjangoSessionMiddleware):
     """Subclasses Django's (so checks such as admin.E410 accept it) but shares none of its code."""
 
@@ -176,9 +183,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return unavailable_response(exc)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        """A view that hit an unreachable store gets a 503, not a 500 traceback."""
+        """A view that hit an unreachable store gets a 503, not a 500 traceback; a login
+        refused past MAX_SESSIONS_PER_USER that the view did not catch, the 403 page."""
         if isinstance(exception, StoreUnavailable):
             return unavailable_response(exception)
+        if isinstance(exception, limits.SessionLimitReached):
+            return limits.refused_response(request, exception)
         return None
 
     # --- request ------------------------------------------------------------
@@ -201,6 +211,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _Plan("none")
         if not isinstance(session, SessionStore) or response.status_code >= 500:
             return _Plan("none")
+        if session.refused and not session.has_changes():
+            return _Plan("none")  # a refused login writes nothing, not even a touch
         if not session.accessed:
             wants_load = conf.SAVE_UNINITIALIZED or (
                 (conf.ROLLING or conf.RESAVE) and state.cookie_id is not None
@@ -220,7 +232,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _Plan("create", set_cookie=True)
         if session.has_changes():
             keeps_expiry = not session.get_expire_at_browser_close()
-            return _Plan("save", set_cookie=conf.ROLLING or keeps_expiry)
+            return _Plan("save", set_cookie=conf.ROLLING or keeps_expiry or session.admitted)
+        if session.admitted:  # saved at login (MAX_SESSIONS_POLICY = "refuse"): its cookie
+            return _Plan("none", set_cookie=True)
         if conf.RESAVE:
             return _Plan("save", set_cookie=conf.ROLLING)
         if conf.ROLLING or conf.IDLE_TIMEOUT is not None:
@@ -240,12 +254,15 @@ class SessionMiddleware(DjangoSessionMiddleware):
             session._get_session()
             if session.record is not None:  # an imported Django session: give it one of our ids
                 session.pop(IMPORTED_KEY, None)
+                audit.mark_imported(session)
                 session.cycle_key()
         plan = self._plan(request, response)
         if plan.action == "load":
             session._get_session()
             plan = self._plan(request, response)
         session.end_timed_out()
+        if _admitted_in_vain(session, response):
+            session.delete()
         if plan.action == "destroy":
             session.delete()
             cookies.delete_session_cookie(response)
@@ -268,12 +285,15 @@ class SessionMiddleware(DjangoSessionMiddleware):
             await session._aget_session()
             if session.record is not None:
                 await session.apop(IMPORTED_KEY, None)
+                audit.mark_imported(session)
                 await session.acycle_key()
         plan = self._plan(request, response)
         if plan.action == "load":
             await session._aget_session()
             plan = self._plan(request, response)
         await session.aend_timed_out()
+        if _admitted_in_vain(session, response):
+            await session.adelete()
         if plan.action == "destroy":
             await session.adelete()
             cookies.delete_session_cookie(response)

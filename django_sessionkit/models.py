@@ -71,3 +71,59 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return self.key[:12]
+
+
+class EndedSession(models.Model):
+    """A session that ended, kept for ``SESSIONKIT["KEEP_ENDED"]`` seconds (the audit trail;
+    see :mod:`django_sessionkit.audit`). Written in the database of the database store,
+    or ``"default"`` with any other store."""
+
+    # db_index: on PostgreSQL Django adds the pattern index a prefix (the admin's ref) needs.
+    key = models.CharField("key (hash of the id)", max_length=64, db_index=True)
+    # NULL for an anonymous session, as in Session.
+    user_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    started = models.CharField("how it started", max_length=16, blank=True, default="")
+    created_at = AwareDateTimeField(null=True, blank=True)
+    last_seen = AwareDateTimeField(null=True, blank=True)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
+    user_agent = models.CharField(max_length=1024, blank=True, default="")
+    ended_at = AwareDateTimeField()
+    reason = models.CharField(max_length=32)
+    by = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        verbose_name = "ended session"
+        verbose_name_plural = "ended sessions"
+        indexes = [
+            # listsessions --ended and the purge (newest first; older than KEEP_ENDED)
+            models.Index(fields=["-ended_at", "-id"], name="sessionkit_ended_at"),
+            # a user's ended sessions (the user page, --user)
+            models.Index(fields=["user_id", "-ended_at", "-id"], name="sessionkit_ended_user"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key[:12]
+
+    @property
+    def ref(self) -> str:
+        """The admin's name for it: the first 12 hex digits of the key's hash."""
+        return self.key[:12]
+
+    @property
+    def how_started(self) -> str:
+        from django_sessionkit.audit import started_label
+
+        return started_label(self.started)
+
+    @property
+    def how_ended(self) -> str:
+        from django_sessionkit.audit import ended_label
+
+        return ended_label(self.reason, self.by)
+
+    @property
+    def agent(self) -> Any:
+        """The user agent described (device, browser, operating system)."""
+        from django_sessionkit.useragent import describe
+
+        return describe(self.user_agent)

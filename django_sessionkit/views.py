@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from django_sessionkit import lifecycle
+from django_sessionkit import audit, lifecycle
 from django_sessionkit.admin_views import current_key, rows, session_ref
 from django_sessionkit.stores import get_store
 
@@ -27,6 +27,8 @@ __all__ = ["end_others", "end_session", "session_list"]
 
 #: Most sessions one user's page shows.
 MAX_USER_SESSIONS = 100
+#: Most ended sessions (kept for KEEP_ENDED) it shows.
+MAX_ENDED_SHOWN = 20
 
 
 def _user_id(request: HttpRequest) -> str:
@@ -47,6 +49,9 @@ def session_list(request: HttpRequest) -> HttpResponse:
         "sessions": page_rows,
         "others": sum(not row.is_current for row in page_rows),
         "truncated": len(items) == MAX_USER_SESSIONS,
+        # The audit trail (KEEP_ENDED): how each started, and the ones that ended lately.
+        "audit": audit.is_on(),
+        "ended": audit.for_user(user_id, MAX_ENDED_SHOWN),
     }
     return TemplateResponse(request, "django_sessionkit/sessions.html", context)
 

@@ -9,6 +9,10 @@ Environment variables:
     (``example_project/run`` installs the ``mongo`` extra, pymongo, when it is set).
 ``SESSIONKIT_EXAMPLE_DB``
     Path of the SQLite file (default ``example_project/db.sqlite3``).
+``EXAMPLE_IDLE_TIMEOUT``, ``EXAMPLE_ABSOLUTE_TIMEOUT``, ``EXAMPLE_ANONYMOUS_MAX_AGE``
+    Seconds: short session lifetimes to watch (see ``SESSIONKIT`` below).
+``EXAMPLE_MAX_SESSIONS``, ``EXAMPLE_MAX_SESSIONS_POLICY``
+    The per-user limit (``2``) and what a login past it does (``evict_oldest``, ``refuse``).
 ``DJANGO_SECRET_KEY``
     Signing key; the default below is for this local demo only.
 """
@@ -159,8 +163,16 @@ SESSIONKIT: dict[str, Any] = {
     # sessions at once.
     "END_SESSIONS_ON_PASSWORD_CHANGE": True,
     # No express option: the most sessions one user keeps; a login past it ends the user's
-    # least recently seen session. None: no limit. Try EXAMPLE_MAX_SESSIONS=2.
+    # least recently seen session ("evict_oldest") or fails with MAX_SESSIONS_MESSAGE
+    # ("refuse"; the login page shows it). None: no limit. Try EXAMPLE_MAX_SESSIONS=2, and
+    # EXAMPLE_MAX_SESSIONS_POLICY=refuse, then sign in from three browsers.
     "MAX_SESSIONS_PER_USER": int(os.environ.get("EXAMPLE_MAX_SESSIONS") or 0) or None,
+    "MAX_SESSIONS_POLICY": os.environ.get("EXAMPLE_MAX_SESSIONS_POLICY") or "evict_oldest",
+    "MAX_SESSIONS_MESSAGE": None,  # None: the built-in message; "{limit}" is replaced
+    # No express option: the audit trail. Ended sessions are kept this many seconds, with how
+    # each started and ended (the admin, the sessions page, listsessions --ended). 0: off.
+    # Try EXAMPLE_KEEP_ENDED=86400.
+    "KEEP_ENDED": int(os.environ.get("EXAMPLE_KEEP_ENDED") or 0),
 }
 
 ROOT_URLCONF = "example_project.urls"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth.views import LoginView
 from django.urls import URLPattern, URLResolver, include, path
 
 from example_project.tutorial import views
@@ -11,7 +10,8 @@ from example_project.tutorial import views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.counter, name="counter"),
     # Django's login() calls session.cycle_key(): a new id, the old one deleted.
-    path("login/", LoginView.as_view(template_name="tutorial/login.html"), name="login"),
+    # With MAX_SESSIONS_POLICY = "refuse", a login past the limit shows its message here.
+    path("login/", views.LoginView.as_view(template_name="tutorial/login.html"), name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("whoami/", views.whoami, name="whoami"),
     path("expiry/", views.expiry, name="expiry"),

@@ -52,6 +52,15 @@ class Browser:
             data = {}
         return response.status, data
 
+    def get_text(self, path: str) -> tuple[int, str]:
+        """One request on a connection of its own: the status and the body."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn.request("GET", path, headers={"Cookie": self.cookie})
+        response = conn.getresponse()
+        body = response.read().decode()
+        conn.close()
+        return response.status, body
+
     def start_session(self, path: str) -> str:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         conn.request("GET", path)
@@ -171,3 +180,36 @@ def test_simultaneous_logins_past_the_limit_leave_exactly_the_limit(
         assert statuses == [200] * len(browsers)
         user_id = str(get_user_model().objects.get(username="racer").pk)
         assert get_store().count(user_id=user_id) == limit
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file", "pg", "mysql"])
+def test_simultaneous_logins_past_a_refusing_limit_leave_exactly_the_limit(
+    live_server: object, store_alias: str
+) -> None:
+    """MAX_SESSIONS_POLICY = "refuse": N + 1 simultaneous logins of one user leave exactly N
+    sessions and exactly one login is refused, with the message; N + 5 of another user leave
+    N and refuse 5."""
+    from django.contrib.auth import get_user_model
+
+    from django_sessionkit.conf import sessionkit_settings
+    from django_sessionkit.limits import DEFAULT_MESSAGE
+
+    limit = 3
+    users = get_user_model().objects
+    settings = {
+        **sessionkit_settings.raw,
+        "MAX_SESSIONS_PER_USER": limit,
+        "MAX_SESSIONS_POLICY": "refuse",
+    }
+    with override_settings(SESSIONKIT=settings):
+        for name, extra in (("racer", 1), ("crowd", 5)):
+            user_id = str(users.create_user(name, password="x").pk)
+            browsers = [Browser(live_server.url) for _ in range(limit + extra)]  # type: ignore[attr-defined]
+            path = f"/login/{name}/"
+            with ThreadPoolExecutor(len(browsers)) as pool:
+                answers = list(pool.map(lambda b, path=path: b.get_text(path), browsers))
+            statuses = sorted(status for status, _ in answers)
+            assert statuses == [200] * limit + [403] * extra, name
+            refused = [body for status, body in answers if status == 403]
+            assert all(DEFAULT_MESSAGE.replace("{limit}", str(limit)) in b for b in refused)
+            assert get_store().count(user_id=user_id) == limit

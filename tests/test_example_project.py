@@ -124,6 +124,26 @@ def test_a_wrong_password_keeps_the_session(client: Client, demo_user: None) -> 
     assert sid_of(client) == before
 
 
+def test_the_per_user_limit_refuses_a_login_on_the_login_form(demo_user: None) -> None:
+    """EXAMPLE_MAX_SESSIONS=1 EXAMPLE_MAX_SESSIONS_POLICY=refuse: a second browser's login
+    shows the message on the form and leaves its session as it was."""
+    limited = {**example.SESSIONKIT, "STORE": DATABASE_STORE}
+    limited.update(MAX_SESSIONS_PER_USER=1, MAX_SESSIONS_POLICY="refuse")
+    with override_settings(SESSIONKIT=limited):
+        laptop, phone = Client(), Client()
+        assert log_in(laptop).status_code == 302  # type: ignore[attr-defined]
+        assert "Sessions per user" in laptop.get("/whoami/").content.decode()
+        phone.get("/")
+        before = sid_of(phone)
+        response = log_in(phone)
+        page = response.content.decode()  # type: ignore[attr-defined]
+        assert response.status_code == 200  # type: ignore[attr-defined]
+        assert "as many devices as this site allows (1)" in page and 'name="password"' in page
+        assert sid_of(phone) == before and alive(before)
+        assert "You are not signed in." in phone.get("/whoami/").content.decode()
+        assert "You are <strong>demo</strong>." in laptop.get("/whoami/").content.decode()
+
+
 def test_logout_ends_the_session(client: Client, demo_user: None) -> None:
     log_in(client)
     sid = sid_of(client)

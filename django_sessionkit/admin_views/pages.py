@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from django_sessionkit import masking
+from django_sessionkit import audit, masking
 from django_sessionkit.stores import get_store
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ from django_sessionkit.admin_views.query import (
     list_sessions,
 )
 from django_sessionkit.admin_views.rows import (
+    _user_url,
     _users,
     current_key,
     rows,
@@ -129,7 +130,7 @@ def detail(model_admin: ModelAdmin[Any], request: HttpRequest, ref: str) -> Http
         seen[ref] = at
     item = find_session(store, ref, user_ids=users, seen=seen)
     if item is None:
-        raise Http404("No live session with that reference (it may have ended).")
+        return _ended_detail(model_admin, request, ref)
     (row,) = rows([item], current_key(request), model_admin.admin_site.name)
     record = item[1]
     context = _context(
@@ -140,7 +141,31 @@ def detail(model_admin: ModelAdmin[Any], request: HttpRequest, ref: str) -> Http
         row=row,
         data=masking.pretty(record.data),
         user_session_count=store.count(user_id=record.user_id) if record.user_id else None,
+        ended=audit.for_user(record.user_id, ENDED_SHOWN) if record.user_id else [],
         revoke_url=_url(model_admin, "revoke"),
         changelist_url=_url(model_admin, "changelist"),
     )
     return TemplateResponse(request, "django_sessionkit/admin/session_detail.html", context)
+
+
+#: Most of a user's ended sessions the detail page lists.
+ENDED_SHOWN = 10
+
+
+def _ended_detail(model_admin: ModelAdmin[Any], request: HttpRequest, ref: str) -> HttpResponse:
+    """The page of a session that ended and is still kept (KEEP_ENDED): how and when."""
+    ended = audit.find(ref) if audit.is_on() and is_ref(ref) else None
+    if ended is None:
+        raise Http404("No live session with that reference (it may have ended).")
+    user = _users([ended.user_id]).get(ended.user_id) if ended.user_id else None
+    context = _context(
+        model_admin,
+        request,
+        title=f"Session {ended.ref} (ended)",
+        subtitle=None,
+        ended=ended,
+        user=user,
+        user_url=_user_url(model_admin.admin_site.name, user) if user is not None else None,
+        changelist_url=_url(model_admin, "changelist"),
+    )
+    return TemplateResponse(request, "django_sessionkit/admin/session_ended.html", context)

@@ -12,7 +12,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-from django_sessionkit import useragent
+from django_sessionkit import audit, useragent
 from django_sessionkit.stores.base import (
     SessionRecord,
 )
@@ -39,6 +39,8 @@ class Row:
     user: Model | None
     user_url: str | None
     is_current: bool
+    #: How it started, while the audit trail is on (KEEP_ENDED); None otherwise.
+    started: str | None = None
 
     @property
     def user_id(self) -> str | None:
@@ -81,6 +83,7 @@ def _user_url(site_name: str, user: Model) -> str | None:
 
 def rows(items: Sequence[Item], current_key: str | None, site_name: str = "admin") -> list[Row]:
     users = _users(record.user_id for _, record in items if record.user_id)
+    on = audit.is_on()
     result = []
     for key, record in items:
         user = users.get(record.user_id) if record.user_id else None
@@ -92,6 +95,7 @@ def rows(items: Sequence[Item], current_key: str | None, site_name: str = "admin
                 user=user,
                 user_url=_user_url(site_name, user) if user is not None else None,
                 is_current=key == current_key,
+                started=audit.started_label(audit.started(record)) if on else None,
             )
         )
     return result

@@ -7,7 +7,7 @@ there the shown handle is a prefix of the id's SHA-256 instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -49,10 +49,13 @@ def find_by_prefix(store: Store, prefix: str, limit: int = 2) -> list[tuple[str,
     return matches
 
 
-def resolve_user(store: Store, value: str) -> tuple[str, str]:
+def resolve_user(
+    store: Store, value: str, *, has_sessions: Callable[[str], bool] | None = None
+) -> tuple[str, str]:
     """The session ``user_id`` for ``--user`` (a username or a primary key) and a label.
 
-    A deleted user's id is still accepted while the store holds sessions for it.
+    A deleted user's id is still accepted while it has sessions: in the store, or what
+    ``has_sessions`` says (``listsessions --ended``: kept ended sessions).
     """
     users = get_user_model()
     by_name: AbstractBaseUser | None = users._default_manager.filter(
@@ -68,7 +71,7 @@ def resolve_user(store: Store, value: str) -> tuple[str, str]:
     user = by_name or by_pk
     if user is not None:
         return str(user.pk), f"{user.get_username()} (id {user.pk})"
-    if store.count(user_id=value):
+    if has_sessions(value) if has_sessions else store.count(user_id=value):
         return value, f"deleted user id {value}"
     raise CommandError(
         f"--user {value!r}: no user has that {users.USERNAME_FIELD} or id, and no session "

@@ -13,7 +13,18 @@ from django.utils import timezone
 
 FORMATS = ("table", "json", "csv")
 COLUMNS = ("key", "user", "ip", "user_agent", "created", "last_seen", "expires")
-_WIDTHS = {"key": 12, "user": 20, "ip": 39, "user_agent": 40, "created": 16}
+#: ``listsessions --ended``: the sessions kept by the audit trail (KEEP_ENDED).
+ENDED_COLUMNS = ("key", "user", "ip", "user_agent", "started", "created", "ended", "reason", "by")
+_WIDTHS = {
+    "key": 12,
+    "user": 20,
+    "ip": 39,
+    "user_agent": 40,
+    "created": 16,
+    "started": 8,
+    "reason": 16,
+    "by": 7,
+}
 _TIME_WIDTH = 16
 USER_AGENT_WIDTH = _WIDTHS["user_agent"]
 
@@ -44,19 +55,20 @@ def shorten(text: str, width: int) -> str:
 
 
 class TableWriter:
-    def __init__(self, out: Writable) -> None:
+    def __init__(self, out: Writable, columns: Sequence[str] = COLUMNS) -> None:
         self.out = out
         self.rows = 0
-        self._line(tuple(c.upper().replace("_", " ") for c in COLUMNS))
+        self.columns = columns
+        self._line(tuple(c.upper().replace("_", " ") for c in columns))
 
     def _line(self, cells: Sequence[str]) -> None:
-        widths = [_WIDTHS.get(c, _TIME_WIDTH) for c in COLUMNS]
+        widths = [_WIDTHS.get(c, _TIME_WIDTH) for c in self.columns]
         parts = [shorten(cell, w).ljust(w) for cell, w in zip(cells, widths, strict=True)]
         self.out.write("  ".join(parts).rstrip() + "\n")
 
     def row(self, values: dict[str, Any]) -> None:
         self.rows += 1
-        cells = [_text(values[c], table=True) for c in COLUMNS]
+        cells = [_text(values[c], table=True) for c in self.columns]
         self._line(cells)
 
     def close(self) -> None:
@@ -81,24 +93,26 @@ class JsonWriter:
 
 
 class CsvWriter:
-    def __init__(self, out: Writable) -> None:
+    def __init__(self, out: Writable, columns: Sequence[str] = COLUMNS) -> None:
         self.out = out
+        self.columns = columns
         self.writer = csv.writer(out, lineterminator="\n")
-        self.writer.writerow(COLUMNS)
+        self.writer.writerow(columns)
 
     def row(self, values: dict[str, Any]) -> None:
-        self.writer.writerow([_text(values[c]) for c in COLUMNS])
+        self.writer.writerow([_text(values[c]) for c in self.columns])
 
     def close(self) -> None:
         pass
 
 
-def writer(fmt: str, out: Writable) -> RowWriter:
+def writer(fmt: str, out: Writable, columns: Sequence[str] = COLUMNS) -> RowWriter:
+    """A writer of ``columns`` (a JSON row has every value it is given)."""
     if fmt == "json":
         return JsonWriter(out)
     if fmt == "csv":
-        return CsvWriter(out)
-    return TableWriter(out)
+        return CsvWriter(out, columns)
+    return TableWriter(out, columns)
 
 
 def _text(value: Any, *, table: bool = False) -> str:

@@ -11,6 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
+from django_sessionkit import lifecycle
 from django_sessionkit.stores.base import Store
 
 DEFAULT_BATCH_SIZE = 1000
@@ -42,9 +43,16 @@ def purge(
     progress: Callable[[PurgeResult], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PurgeResult:
-    """Remove expired sessions batch by batch; ``progress`` is called after each batch."""
+    """Remove expired sessions batch by batch; ``progress`` is called after each batch.
+
+    Each batch's sessions are reported to ``session_ended`` receivers (see
+    :func:`django_sessionkit.lifecycle.purge`). Ended sessions kept past
+    ``SESSIONKIT["KEEP_ENDED"]`` go first (no query while it is 0)."""
+    from django_sessionkit import audit
+
+    audit.purge(batch_size)
     return in_batches(
-        store.purge_expired(batch_size),
+        lifecycle.purge(store, batch_size),
         batch_size=batch_size,
         sleep=sleep,
         max_seconds=max_seconds,

@@ -17,12 +17,12 @@ import dataclasses
 import functools
 import ipaddress
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, TypeAlias, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ __all__ = [
     "CorruptSession",
     "CreateError",
     "Cursor",
+    "Expired",
     "IPFilter",
     "IPNetwork",
     "SessionRecord",
@@ -75,6 +76,16 @@ def to_us(moment: datetime) -> int:
 def from_us(us: int) -> datetime:
     """The aware UTC time ``us`` microseconds after :data:`EPOCH`."""
     return EPOCH + timedelta(microseconds=us)
+
+
+#: Seconds a login waits for its user's lock (``MAX_SESSIONS_POLICY = "refuse"``) before it
+#: gets a 503; the lock is held for a count and a save, a few milliseconds.
+USER_LOCK_WAIT = 1.0
+#: Seconds after which a lock whose holder crashed lapses (Redis and MongoDB; a database
+#: lock ends with its transaction or connection).
+USER_LOCK_LAPSE = 10.0
+#: Seconds between two attempts at a lock that is held.
+USER_LOCK_POLL = 0.01
 
 
 class CorruptSession(ValueError):
@@ -139,6 +150,18 @@ def _is_timeout(error: BaseException) -> bool:
     if code in _TIMEOUT_CODES or (error.args and error.args[0] in _TIMEOUT_CODES):
         return True
     return "database is locked" in str(error)
+
+
+def user_lock_busy(store: Store, user_id: str) -> StoreUnavailable:
+    """The error of a login whose user's lock stayed held for :data:`USER_LOCK_WAIT`.
+
+    Raised outside :meth:`Store.guarded`: the store answered (the lock is busy), so the
+    circuit breaker does not count it as a failure; the middleware answers 503 at once."""
+    return StoreUnavailable(
+        store.describe(),
+        f"the login lock of user {user_id!r} stayed held for {USER_LOCK_WAIT:g} s "
+        "(MAX_SESSIONS_POLICY = 'refuse'); another login of that user did not finish",
+    )
 
 
 @dataclasses.dataclass
@@ -224,6 +247,24 @@ class Cursor:
         return record.last_seen < self.last_seen or (
             record.last_seen == self.last_seen and key > self.key
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Expired:
+    """A session a purge removed because it had expired (see :meth:`Store.purge_expired`).
+
+    ``expires_at``: when it expired; ``last_seen`` and ``created_at``: its last activity
+    and its start, when the store still knew them; ``record``: the whole record, when the
+    store still had it (a store whose records expire by themselves keeps only what its
+    indexes hold).
+    """
+
+    key: str
+    user_id: str | None
+    expires_at: datetime
+    last_seen: datetime | None = None
+    created_at: datetime | None = None
+    record: SessionRecord | None = None
 
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -487,6 +528,30 @@ class Store:
         """End every session of one user except ``keep``; return how many."""
         raise NotImplementedError
 
+    #: True when :meth:`user_locked` is implemented (``MAX_SESSIONS_POLICY = "refuse"``).
+    locks_users = False
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        """Run ``work()`` while holding ``user_id``'s login lock, and return what it returns.
+
+        No other ``user_locked`` call for that user runs meanwhile, in any process, and what
+        ``work`` wrote is visible to the next holder: a login counts the user's sessions
+        and saves its own under it, so N + 1 simultaneous logins leave exactly N. A lock
+        still held after :data:`USER_LOCK_WAIT` seconds raises :class:`StoreUnavailable`
+        (see :func:`user_lock_busy`); a holder that crashed loses it after
+        :data:`USER_LOCK_LAPSE` seconds at most."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no per-user lock, which "
+            "SESSIONKIT['MAX_SESSIONS_POLICY'] = 'refuse' needs"
+        )
+
+    async def auser_locked(self, user_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        """The async twin of :meth:`user_locked`. This default runs the sync lock in a
+        thread and ``work`` back on the event loop; the store's own async methods that
+        ``work`` awaits (``sync_to_async``, thread-sensitive) then run in that very thread,
+        inside the lock's transaction. Stores with a native async client override it."""
+        return await sync_to_async(self.user_locked)(user_id, async_to_sync(work))
+
     def find_by_prefix(
         self, prefix: str, limit: int = 2
     ) -> builtins.list[tuple[str, SessionRecord]]:
@@ -515,9 +580,23 @@ class Store:
         time, yielding how many sessions each batch moved. Nothing to do by default."""
         return iter(())
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
-        """Remove expired records in batches, yielding how many each batch removed."""
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
+        """Remove expired records in batches, yielding how many each batch removed.
+
+        ``report``: a list to which each batch appends the sessions it removed, before it
+        yields. A session is appended by the one purge that removed it, however many run at
+        once, and never when it was ended otherwise (deleted, or touched back to life
+        meanwhile): the ``session_ended`` events of expiry come from here. Without it a
+        store may take a cheaper path that does not tell which sessions it removed.
+        """
         raise NotImplementedError
+
+    def expiry_unreported(self) -> str | None:
+        """Why :meth:`purge_expired` cannot report every session that expires (``None``: it
+        can), for the check that warns a project listening to ``session_ended``."""
+        return None
 
     def close(self) -> None:
         """Release connections (tests, shutdown)."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import hashlib
 import ipaddress
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.db import (
     DatabaseError,
@@ -31,10 +34,13 @@ from django.utils import timezone
 from django_sessionkit.models import Session
 from django_sessionkit.stores import breaker, sql_timeouts
 from django_sessionkit.stores.base import (
+    USER_LOCK_POLL,
+    USER_LOCK_WAIT,
     Changes,
     CorruptSession,
     CreateError,
     Cursor,
+    Expired,
     IPFilter,
     IPNetwork,
     SessionRecord,
@@ -44,6 +50,7 @@ from django_sessionkit.stores.base import (
     as_network,
     decode_data,
     encode_data,
+    user_lock_busy,
 )
 
 logger = logging.getLogger("django_sessionkit")
@@ -68,6 +75,11 @@ _EXPIRES_AT = cast("DateTimeField[Any, Any]", Session._meta.get_field("expires_a
 _WRITE_FIELDS = ("data", "version", "expires_at", "user_id", "ip", "user_agent", "last_seen")
 _INSERT_FIELDS = ("key", *_WRITE_FIELDS, "created_at")
 _FIELDS = {field.name: field for field in Session._meta.concrete_fields}
+
+#: The databases whose per-user login lock this store knows (MAX_SESSIONS_POLICY = "refuse").
+LOCKING_VENDORS = ("postgresql", "mysql", "sqlite")
+
+T = TypeVar("T")
 
 
 class DatabaseStore(Store):
@@ -237,6 +249,77 @@ class DatabaseStore(Store):
             deleted = self._delete(rows)
         return int(deleted)
 
+    # --- the per-user login lock (MAX_SESSIONS_POLICY = "refuse") ------------------------
+
+    locks_users = True
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        """PostgreSQL: a transaction-scoped advisory lock, so that it ends with the commit
+        that makes the login's session visible (inside a transaction of the project's own,
+        ``ATOMIC_REQUESTS``, with that transaction). MySQL and MariaDB: ``GET_LOCK``, released
+        once ``work``'s statements have committed. SQLite: a transaction that starts with a
+        write, whose write lock on the database is the lock."""
+        connection = connections[self.alias]
+        name = f"sessionkit:{Session._meta.db_table}:{user_id}"
+        if connection.vendor == "mysql":
+            return self._mysql_locked(connection, name, user_id, work)
+        if connection.vendor not in ("postgresql", "sqlite"):
+            raise NotImplementedError(
+                f"the database store has no per-user lock on {connection.vendor}, which "
+                "SESSIONKIT['MAX_SESSIONS_POLICY'] = 'refuse' needs (PostgreSQL, MySQL, "
+                "MariaDB and SQLite have one)"
+            )
+        with self._errors(), transaction.atomic(using=self.alias):
+            if self._took_lock(connection, name):
+                return work()
+        raise user_lock_busy(self, user_id)
+
+    def _took_lock(self, connection: Any, name: str) -> bool:
+        """Take the lock inside the transaction now open; ``False`` if it stayed held."""
+        if connection.vendor == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            deadline = time.monotonic() + USER_LOCK_WAIT
+            with connection.cursor() as cursor:
+                while True:  # polled: no lock_timeout to set (and leak into an outer transaction)
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+                    if cursor.fetchone()[0]:
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(USER_LOCK_POLL)
+        table = connection.ops.quote_name(Session._meta.db_table)
+        with connection.cursor() as cursor:
+            raw = connection.connection  # its own statements, as in sql_timeouts
+            (previous,) = raw.execute("PRAGMA busy_timeout").fetchone()
+            raw.execute(f"PRAGMA busy_timeout = {math.ceil(USER_LOCK_WAIT * 1000)}")
+            try:  # a write that changes nothing: this transaction now holds the write lock
+                cursor.execute(f"UPDATE {table} SET version = version WHERE 1 = 0")
+            except OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                return False
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
+        return True
+
+    def _mysql_locked(self, connection: Any, name: str, user_id: str, work: Callable[[], T]) -> T:
+        # GET_LOCK names are at most 64 characters.
+        name = "sessionkit:" + hashlib.sha1(name.encode()).hexdigest()
+        with self._errors(), connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, %s)", [name, max(1, math.ceil(USER_LOCK_WAIT))])
+            (obtained,) = cursor.fetchone()
+        if obtained != 1:
+            raise user_lock_busy(self, user_id)
+        try:
+            return work()  # each statement commits as it runs (unless the project's own
+            # transaction is open: then the next holder may not see this one's session yet)
+        finally:
+            try:
+                with self._errors(), connection.cursor() as cursor:
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
+            except StoreUnavailable as exc:  # the connection is gone, and the lock with it
+                logger.warning("Could not release the login lock of user %r: %s", user_id, exc)
+
     def find_by_prefix(
         self, prefix: str, limit: int = 2
     ) -> builtins.list[tuple[str, SessionRecord]]:
@@ -261,7 +344,12 @@ class DatabaseStore(Store):
         with self._errors(admin=True):
             return int(self._rows.filter(expires_at__lte=timezone.now()).count())
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
+        if report is not None:
+            yield from self._purge_reporting(batch_size, report)
+            return
         # PostgreSQL and SQLite take the batch as one DELETE with a LIMITed subquery (over
         # the expires_at index); others (MySQL refuses LIMIT there) select the keys first.
         one_statement = connections[self.alias].vendor in ("postgresql", "sqlite")
@@ -283,6 +371,53 @@ class DatabaseStore(Store):
             if not deleted:
                 return
             yield deleted
+
+    def _purge_reporting(self, batch_size: int, report: builtins.list[Expired]) -> Iterator[int]:
+        """The purge that tells which sessions it removed: each batch, in one transaction,
+        locks its expired rows, reads them and deletes them by key.
+
+        The rows are this purge's alone: PostgreSQL, MySQL and MariaDB lock them (a
+        concurrent purge skips them where the database can, else waits and then finds them
+        gone); on SQLite the transaction starts with a write, which takes the database's
+        write lock before anything is read. A row touched meanwhile is not expired any more
+        and is not read.
+        """
+        while True:
+            with self._errors(admin=True):
+                rows, deleted = self._purge_locked_batch(batch_size)
+            if not rows:
+                return
+            for row in rows:
+                record = self._record(row)
+                report.append(
+                    Expired(row.key, row.user_id, row.expires_at, row.last_seen, record=record)
+                )
+            yield deleted
+            if len(rows) < batch_size:
+                return
+
+    def _purge_locked_batch(self, batch_size: int) -> tuple[builtins.list[Session], int]:
+        """One batch of :meth:`_purge_reporting`: the rows it removed, and how many. A
+        deadlock (MySQL and MariaDB may pick a purge as the victim when several run at once)
+        rolls the whole batch back, and the batch is run again."""
+        connection = connections[self.alias]
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                with transaction.atomic(using=self.alias):
+                    if connection.vendor == "sqlite":
+                        self._rows.filter(key="").update(version=F("version"))  # the write lock
+                    expired = self._rows.filter(expires_at__lte=timezone.now())
+                    if connection.features.has_select_for_update:
+                        skip = connection.features.has_select_for_update_skip_locked
+                        expired = expired.select_for_update(skip_locked=skip)
+                    rows = list(expired.order_by("expires_at").only(*_LOAD_FIELDS)[:batch_size])
+                    if not rows:
+                        return [], 0
+                    return rows, self._delete(self._rows.filter(key__in=[r.key for r in rows]))
+            except OperationalError as exc:
+                if not _deadlock(exc) or attempt == _DEADLOCK_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     # --- helpers ----------------------------------------------------------
 
@@ -445,6 +580,17 @@ class DatabaseStore(Store):
 #: e.g. an emoji in a utf8mb3 table). Those are the data's fault, not an outage: no 503,
 #: no count towards the circuit breaker.
 _MYSQL_DATA_ERRORS = frozenset({1267, 1271, 1300, 1366})
+
+
+#: Times a purge batch chosen as a deadlock's victim is run again.
+_DEADLOCK_RETRIES = 5
+
+
+def _deadlock(exc: Exception) -> bool:
+    """MySQL's and MariaDB's deadlock (1213), PostgreSQL's (40P01)."""
+    cause = exc.__cause__ or exc
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return code == "40P01" or (bool(exc.args) and exc.args[0] == 1213)
 
 
 def _refused_data(exc: Exception) -> bool:

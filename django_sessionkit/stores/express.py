@@ -60,9 +60,9 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import NoScriptError, RedisError
@@ -74,6 +74,7 @@ from django_sessionkit.stores.base import (
     CorruptSession,
     CreateError,
     Cursor,
+    Expired,
     IPFilter,
     SessionRecord,
     Store,
@@ -85,8 +86,11 @@ from django_sessionkit.stores.base import (
     guarded,
 )
 from django_sessionkit.stores.redis import connection as redis_client
+from django_sessionkit.stores.redis import lock as redis_lock
 
 logger = logging.getLogger("django_sessionkit")
+
+T = TypeVar("T")
 
 __all__ = ["COOKIE_KEY", "META_KEY", "RESERVED_KEYS", "ExpressRedisStore"]
 
@@ -427,6 +431,17 @@ class ExpressRedisStore(ExpressLayout):
     def redis_key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
+    def lock_key(self, user_id: str) -> str:
+        """The user's login lock (MAX_SESSIONS_POLICY = "refuse"): outside the prefix, where
+        connect-redis's ``all()`` and ``length()`` would take it for a session."""
+        return f"sessionkit:lock:{self.prefix}u:{user_id}"
+
+    locks_users = True
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        """redis-py's lock (see :mod:`.redis.lock`); the async twin is the base class's."""
+        return redis_lock.locked(self, self._client(), self.lock_key(user_id), user_id, work)
+
     # --- plumbing -------------------------------------------------------------
 
     def _client(self) -> Any:
@@ -635,9 +650,19 @@ class ExpressRedisStore(ExpressLayout):
             raise self._unavailable(exc) from exc
         return deleted
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
         """Nothing to do: Redis expires the keys itself, and there is no index to prune."""
         return iter(())
+
+    def expiry_unreported(self) -> str | None:
+        return (
+            "connect-redis's layout keeps no index: Redis drops expired sessions by itself and "
+            "nothing can tell which (only keyspace notifications, which Redis does not "
+            "deliver reliably). Logouts and revocations are reported; use the sessionkit "
+            "layout (RedisStore) for expiry events."
+        )
 
     def count_expired(self) -> int | None:
         return 0

@@ -131,6 +131,10 @@ class Timeouts:
                     for _setting in settings:
                         cursor.nextset()
                 return result
+            if connection.vendor == "mysql" and "mysql_server_data" not in connection.__dict__:
+                # Django asking a fresh connection what server it is (its first query):
+                # asking mysql_is_mariadb here would ask again, without end.
+                return execute(sql, params, many, context)
             if connection.vendor == "mysql" and getattr(connection, "mysql_is_mariadb", False):
                 return execute(
                     self._mariadb_sql(sql, ADMIN_STATEMENT_TIMEOUT), params, many, context

@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import logout
+from django.contrib.auth import views as auth_views
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -63,7 +65,30 @@ def lifetimes(record: Any) -> list[tuple[str, str]]:
         shown.append(("Absolute timeout", f"{conf.ABSOLUTE_TIMEOUT} s after sign-in{until}"))
     if conf.ANONYMOUS_MAX_AGE is not None:
         shown.append(("Anonymous sessions", f"live at most {conf.ANONYMOUS_MAX_AGE} s"))
+    if conf.MAX_SESSIONS_PER_USER is not None:
+        past = (
+            "is refused"
+            if conf.MAX_SESSIONS_POLICY == "refuse"
+            else "ends your least recently seen session"
+        )
+        shown.append(
+            ("Sessions per user", f"at most {conf.MAX_SESSIONS_PER_USER}; a login past it {past}")
+        )
     return shown
+
+
+class LoginView(auth_views.LoginView):
+    """Django's LoginView, showing a login refused by MAX_SESSIONS_POLICY = "refuse" on the
+    form (without this, the middleware answers it with a 403 page)."""
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        from django_sessionkit.limits import SessionLimitReached
+
+        try:
+            return super().form_valid(form)  # type: ignore[arg-type]
+        except SessionLimitReached as exc:
+            form.add_error(None, str(exc))
+            return self.form_invalid(form)  # type: ignore[arg-type]
 
 
 @require_POST

@@ -14,6 +14,8 @@ urlpatterns = [
     path("set/<str:key>/<str:value>/", views.set_value),
     path("nested/", views.nested_append),
     path("login/<str:username>/", views.login_view),
+    path("login-form/<str:username>/", views.login_form),
+    path("login-fail/<str:username>/", views.login_then_fail),
     path("logout/", views.logout_view),
     path("whoami/", views.whoami),
     path("flush/", views.flush),

@@ -57,6 +57,26 @@ def login_view(request: HttpRequest, username: str) -> HttpResponse:
     return HttpResponse(f"hello {username}")
 
 
+def login_form(request: HttpRequest, username: str) -> HttpResponse:
+    """A login view that shows a refused login's message on its own page (as a project's
+    form would), instead of the middleware's 403."""
+    from django_sessionkit.limits import SessionLimitReached
+
+    user = get_user_model().objects.get(username=username)
+    try:
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    except SessionLimitReached as exc:
+        who = request.user.get_username() if request.user.is_authenticated else None
+        return JsonResponse({"error": str(exc), "user": who})
+    return JsonResponse({"error": None, "user": username})
+
+
+def login_then_fail(request: HttpRequest, username: str) -> HttpResponse:
+    user = get_user_model().objects.get(username=username)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse("boom", status=500)
+
+
 def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
     return HttpResponse("bye")

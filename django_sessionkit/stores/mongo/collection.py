@@ -21,7 +21,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 import pymongo
@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
 from django_sessionkit.stores.base import StoreUnavailable
+from django_sessionkit.stores.mongo import lock
 from django_sessionkit.stores.mongo.connection import (
     CODEC_OPTIONS,
     aforget,
@@ -100,6 +101,7 @@ class MongoCollectionStore(StepStore):
             collection=self.default_collection,
         )
         self._indexed = False  # indexes created (or found impossible) by this process
+        self._locks_indexed = False  # the same, for the login locks' collection
         self._index_lock = threading.Lock()
         self._remover: threading.Thread | None = None
         self._stop_removing = threading.Event()
@@ -117,6 +119,15 @@ class MongoCollectionStore(StepStore):
     def index_models(self) -> builtins.list[pymongo.IndexModel]:
         """The indexes this store needs (created once per process, see ``CREATE_INDEXES``)."""
         return []
+
+    def expiry_unreported(self) -> str | None:
+        if self.config.auto_remove == "native":
+            return (
+                "AUTO_REMOVE is 'native': MongoDB's TTL monitor deletes expired sessions "
+                "without telling anybody, so the purge reports only those it reaches first. "
+                "Set AUTO_REMOVE to 'interval' (or 'disabled' and run purgesessions)."
+            )
+        return None
 
     def expiry_index(self) -> pymongo.IndexModel:
         """The TTL index for ``AUTO_REMOVE = "native"``: MongoDB's monitor deletes what it
@@ -203,12 +214,14 @@ class MongoCollectionStore(StepStore):
         stop, interval = self._stop_removing, self.config.auto_remove_interval
 
         def remove() -> None:
+            from django_sessionkit import lifecycle  # its events import the engine
+
             while not stop.wait(interval):
                 alive = store()
                 if alive is None:
                     return
                 try:
-                    removed = sum(alive.purge_expired())
+                    removed = sum(lifecycle.purge(alive))
                 except Exception as exc:  # a sick store: try again next time
                     logger.warning("Session store %s: auto-removal failed: %s", alive, exc)
                 else:
@@ -310,6 +323,38 @@ class MongoCollectionStore(StepStore):
                 return done.value  # type: ignore[no-any-return]
             except PyMongoError as exc:
                 raise self._unavailable(exc) from exc
+
+    # --- the per-user login lock (MAX_SESSIONS_POLICY = "refuse", see .lock) ----------
+
+    locks_users = True
+
+    @property
+    def lock_collection(self) -> str:
+        return f"{self.config.collection}_locks"
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        database = sync_client(self.config).get_database(
+            self.config.database, codec_options=CODEC_OPTIONS
+        )
+        locks = database.get_collection(self.lock_collection)
+        if not self._locks_indexed:
+            self._locks_indexed = True
+            if self.config.create_indexes:
+                with contextlib.suppress(PyMongoError):  # only a sweep of crashed holders
+                    locks.create_indexes([lock.EXPIRY_INDEX])
+        return lock.locked(self, locks, self.config.timeout, user_id, work)
+
+    async def auser_locked(self, user_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        database = async_client(self.config).get_database(
+            self.config.database, codec_options=CODEC_OPTIONS
+        )
+        locks = database.get_collection(self.lock_collection)
+        if not self._locks_indexed:
+            self._locks_indexed = True
+            if self.config.create_indexes:
+                with contextlib.suppress(PyMongoError):
+                    await locks.create_indexes([lock.EXPIRY_INDEX])
+        return await lock.alocked(self, locks, self.config.timeout, user_id, work)
 
     # --- connections ------------------------------------------------------------
 

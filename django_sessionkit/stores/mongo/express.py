@@ -67,6 +67,7 @@ from django_sessionkit.stores.base import (
     Changes,
     CorruptSession,
     CreateError,
+    Expired,
     SessionRecord,
     UpdateError,
     aware,
@@ -285,12 +286,49 @@ class ExpressMongoStore(ExpressLayout, MongoCollectionStore):
         result = yield op("delete_many", {"_id": {"$in": keys}, **expired})
         return int(result.deleted_count), len(keys) == batch_size
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def _purge_reporting_steps(
+        self, batch_size: int, report: builtins.list[Expired]
+    ) -> Steps[tuple[int, bool]]:
+        """One batch that tells which sessions it removed (``find_one_and_delete`` answers
+        with the document only to the one call that deleted it)."""
+        expired = {"expires": {"$lte": utcnow()}}
+        found = yield op("find", expired, {"_id": 1}, limit=batch_size)
+        keys = [document["_id"] for document in found]
+        removed = 0
+        for key in keys:
+            document = yield op("find_one_and_delete", {"_id": key, **expired})
+            if document is not None:
+                removed += 1
+                report.append(self._expired_entry(key, document))
+        return removed, len(keys) == batch_size
+
+    def _expired_entry(self, key: str, document: Any) -> Expired:
+        """What a purge reports of an expired document: its user when its JSON still
+        reads (express-session's ``passport``), and when it expired."""
+        expires_at = stored_expiry(document.get("expires")) or utcnow()
+        text = document.get("session")
+        try:
+            value = self._parse(text) if isinstance(text, str) else None
+        except CorruptSession:
+            value = None
+        if value is None:
+            return Expired(key, None, expires_at)
+        record = self._from_value(value, expires_at, expires_at)
+        return Expired(key, record.user_id, expires_at, record=record)
+
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
         """Delete documents whose ``expires`` has passed, ``batch_size`` at a time (over the
         TTL index, when there is one), whether or not a TTL monitor runs."""
         batch_size = max(1, batch_size)
         while True:
-            removed, more = self._drive(self._purge_batch_steps(batch_size), admin=True)
+            steps = (
+                self._purge_batch_steps(batch_size)
+                if report is None
+                else self._purge_reporting_steps(batch_size, report)
+            )
+            removed, more = self._drive(steps, admin=True)
             if removed:
                 yield removed
             if not more:

@@ -59,6 +59,7 @@ from django_sessionkit.stores.base import (
     CorruptSession,
     CreateError,
     Cursor,
+    Expired,
     IPFilter,
     SessionRecord,
     UpdateError,
@@ -394,12 +395,40 @@ class MongoStore(MongoCollectionStore, StepListing):
         expired = {"expiresUs": {"$lte": now_us()}}
         return int(self._drive(single(op("count_documents", expired)), admin=True))
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def _purge_reporting_steps(
+        self, batch_size: int, report: builtins.list[Expired]
+    ) -> Steps[tuple[int, bool]]:
+        """One batch that tells which sessions it removed: each expired document found is
+        deleted on its own with ``find_one_and_delete``, which answers with the document
+        only to the one call that deleted it."""
+        expired = {"expiresUs": {"$lte": now_us()}}
+        found = yield op("find", expired, {"_id": 1}, sort=[("expiresUs", 1)], limit=batch_size)
+        keys = [document["_id"] for document in found]
+        removed = 0
+        for key in keys:
+            document = yield op("find_one_and_delete", {"_id": key, **expired})
+            if document is not None:  # else: another purge, a delete, or a touch got it first
+                removed += 1
+                record = self._record(document)
+                user_id = record.user_id if record else document.get("user")
+                expires_at = from_us(int(document["expiresUs"]))
+                last_seen = record.last_seen if record else None
+                report.append(Expired(key, user_id, expires_at, last_seen, record=record))
+        return removed, len(keys) == batch_size
+
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
         """Delete expired documents ``batch_size`` at a time (over the ``expiresUs``
         index), whether or not a TTL monitor runs."""
         batch_size = max(1, batch_size)
         while True:
-            removed, more = self._drive(self._purge_batch_steps(batch_size), admin=True)
+            steps = (
+                self._purge_batch_steps(batch_size)
+                if report is None
+                else self._purge_reporting_steps(batch_size, report)
+            )
+            removed, more = self._drive(steps, admin=True)
             if removed:
                 yield removed
             if not more:

@@ -13,7 +13,8 @@ its id):
   like ``seen``; ``P{idx}:ip:A:i`` / ``P{idx}:ip:A:a`` — the same, from address code ``A``
   (:func:`ip_code`); ``P{idx}:ips`` — the codes of the addresses with sessions, all scored 0,
   so that a network is a ``ZRANGEBYLEX`` range; ``P{idx}:where`` — a hash, session key →
-  who and address code, which tells a touch, a delete or a prune where a session is indexed.
+  who, address code and user id, which tells a touch, a delete or a prune where a session
+  is indexed, and the purge whose session expired.
 * ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
   checked against the record when read, and swept by ``purge_expired``.
 """
@@ -30,7 +31,7 @@ from datetime import datetime, timezone
 
 from redis.crc import key_slot
 
-from django_sessionkit.stores.base import Cursor, SessionRecord, ip_code, to_us
+from django_sessionkit.stores.base import Cursor, SessionRecord, from_us, ip_code, to_us
 
 #: The prefix of the hash fields that hold the session's data.
 DATA = "d:"
@@ -82,9 +83,21 @@ def counted_names(names: builtins.list[str]) -> builtins.list[str]:
     return [str(len(names)), *names]
 
 
-def where(user_id: str | None, ip: str | None) -> str:
-    """Which of the who- and per-address sets a session belongs in (see ``INDEX_LIB``)."""
-    return ("a" if user_id is None else "i") + ip_code(ip)
+def where(user_id: str | None, ip: str | None, created: int | str | None) -> str:
+    """Which of the who- and per-address sets a session belongs in (see ``index_lib.lua``),
+    then when it was created (microseconds) and its user: what the purge reports of a
+    session whose record Redis has already dropped."""
+    who = "a" if user_id is None else "i"
+    return f"{who}{ip_code(ip)}|{created or ''}|{user_id or ''}"
+
+
+def where_details(place: str) -> tuple[str | None, datetime | None]:
+    """The user id and the creation time :func:`where` put in ``place`` (``None`` when
+    anonymous or not recorded: entries of earlier releases hold neither)."""
+    _code, _bar, rest = place.partition("|")
+    created, _bar, user_id = rest.partition("|")
+    signed_in = place.startswith("i") and user_id != ""
+    return (user_id if signed_in else None), (from_us(int(created)) if created.isdigit() else None)
 
 
 def cursor_args(after: Cursor | None) -> tuple[str, str]:

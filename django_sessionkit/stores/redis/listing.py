@@ -11,22 +11,26 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from django_sessionkit.signals import session_ended
 from django_sessionkit.stores.base import (
     Cursor,
+    Expired,
     IPFilter,
     SessionRecord,
     as_network,
     filtered_page,
+    from_us,
     ip_code,
     matches,
 )
 from django_sessionkit.stores.redis import connection
-from django_sessionkit.stores.redis.keys import Shards, cursor_args, now_us, where
+from django_sessionkit.stores.redis.keys import Shards, cursor_args, now_us, where, where_details
 from django_sessionkit.stores.redis.plans import Call, Plan, PlanRunner, Steps, eval_call
 from django_sessionkit.stores.redis.scripts import DELETE_IF_OWNER, INDEX, PAGE
 from django_sessionkit.stores.steps import StepListing
 
-#: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest).
+#: Stale index entries removed per ``list`` call (``purge_expired`` removes the rest), while
+#: nobody listens to ``session_ended``: with a receiver only the purge prunes, and reports.
 PRUNE_ON_LIST = 1000
 #: Index entries one call of the PAGE script reads at most when it walks the listing for
 #: an IP filter (the next call goes on from there).
@@ -162,12 +166,14 @@ class Listing(PlanRunner, StepListing):
         cursor: tuple[str, str] = ("", ""),
         codes: tuple[str, str] = ("", ""),
         prune: int = 0,
+        describe: bool = False,
     ) -> Call:
-        """The PAGE script: prune up to ``prune`` stale entries, then ``count`` entries of
-        ``source`` (``"seen"`` or ``"exp"``; ``who`` ``"i"``/``"a"`` for one of the who-sets)
-        after ``cursor``, of the addresses from ``codes[0]`` to ``codes[1]`` when given."""
+        """The PAGE script: prune up to ``prune`` stale entries (described in the reply's
+        sixth item with ``describe``), then ``count`` entries of ``source`` (``"seen"`` or
+        ``"exp"``; ``who`` ``"i"``/``"a"`` for one of the who-sets) after ``cursor``, of the
+        addresses from ``codes[0]`` to ``codes[1]`` when given."""
         args = [base, str(now_us()), str(prune), source, who, str(count)]
-        args += [*cursor, *codes, str(WALK_LIMIT)]
+        args += [*cursor, *codes, str(WALK_LIMIT), "1" if describe else ""]
         return eval_call(PAGE, [base + "exp"], args)
 
     def _page(self, reply: Any, cursor: Position) -> Page:
@@ -241,7 +247,8 @@ class Listing(PlanRunner, StepListing):
         cursors = dict.fromkeys(self._bases(), start)
         found: builtins.list[tuple[str, SessionRecord]] = []
         listed: set[str] = set()  # one session in two bases (mid-upgrade) is listed once
-        prune = PRUNE_ON_LIST
+        reporting = session_ended.has_listeners()  # then expired entries await the purge
+        prune = 0 if reporting else PRUNE_ON_LIST
         while len(found) < limit and cursors:
             entries = yield from self._merged_steps(limit - len(found), cursors, prune, **page)
             prune = 0
@@ -258,7 +265,7 @@ class Listing(PlanRunner, StepListing):
                         found.append((member, record))
                     # else: its index entry is older than its last save (by a version that
                     # kept no who/IP sets): left out here, placed right at its next save.
-                if gone:
+                if gone and not reporting:
                     yield self._unindex_calls(gone)
         return found
 
@@ -305,14 +312,18 @@ class Listing(PlanRunner, StepListing):
     def estimate_count(self) -> int | None:
         return self.count()  # one ZCOUNT: already cheap
 
-    def purge_expired(self, batch_size: int = 1000) -> Iterator[int]:
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
         """Drop index entries of expired sessions (Redis expires the records themselves).
 
         Yields how many expired sessions each batch removed from the live index, then
-        sweeps the per-user sets (one SCAN over ``P u:*``, batch by batch).
+        sweeps the per-user sets (one SCAN over ``P u:*``, batch by batch). With ``report``,
+        the PAGE script that removes an entry describes it (key, user, expiry, last seen):
+        the script is atomic, so only one purge gets each entry.
         """
         batch_size = max(1, batch_size)
-        yield from self._prune_batches(batch_size)
+        yield from self._prune_batches(batch_size, report)
         self._sweep_user_sets(batch_size)
 
     def reindex(self, batch_size: int = 500) -> Iterator[int]:
@@ -331,27 +342,57 @@ class Listing(PlanRunner, StepListing):
             if not members:
                 self._drained(0)
                 return
-            fields = ("e", "l", "u", "ip")
+            fields = ("e", "l", "u", "ip", "c")
             found = self._run([Call(("HMGET", self.session_key(m), *fields)) for m in members])
             plan = []
             for member, values in zip(members, found, strict=True):
-                expires, seen, user_id, ip = self._ok(values)
+                expires, seen, user_id, ip, created = self._ok(values)
                 if expires is not None and seen is not None:  # else gone: only unindexed
-                    plan.append(
-                        self._index_call("nx", member, expires, f"-{seen}", where(user_id, ip))
-                    )
+                    place = where(user_id, ip, created)
+                    plan.append(self._index_call("nx", member, expires, f"-{seen}", place))
             self._run([*plan, self._drain_call(members)])
             yield len(members)
 
-    def _prune_batches(self, batch_size: int) -> Iterator[int]:
+    def _prune_batches(
+        self, batch_size: int, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
         """Each round prunes up to ``batch_size`` entries from every shard still holding
         expired ones, in one pipelined round trip; each shard's count is a batch."""
         bases = self._bases()
+        page: dict[str, Any] = {"count": 0, "prune": batch_size, "describe": report is not None}
         while bases:
-            replies = self._run([self._page_call(b, count=0, prune=batch_size) for b in bases])
-            pruned = [int(self._ok(reply)[0]) for reply in replies]
+            calls = [self._page_call(b, **page) for b in bases]
+            replies = [self._ok(reply) for reply in self._run(calls)]
+            if report is not None:
+                report += self._expired(
+                    [entry for reply in replies for entry in self._described(reply[5])]
+                )
+            pruned = [int(reply[0]) for reply in replies]
             yield from (n for n in pruned if n)  # each shard's batch on its own
             bases = [b for b, n in zip(bases, pruned, strict=True) if n >= batch_size]
+
+    @staticmethod
+    def _described(flat: builtins.list[str]) -> Iterator[Expired]:
+        """The PAGE script's description of the entries it pruned."""
+        for j in range(0, len(flat), 4):
+            member, place, expires, seen = flat[j : j + 4]
+            user_id, created_at = where_details(place)
+            last_seen = from_us(-int(seen)) if seen else None
+            yield Expired(member, user_id, from_us(int(expires)), last_seen, created_at)
+
+    def _expired(self, pruned: builtins.list[Expired]) -> builtins.list[Expired]:
+        """The pruned sessions whose record is indeed gone or expired: on a Cluster a touch
+        moves the record's expiry before its index entry, and puts the entry back after; a
+        session touched in between is alive, not expired."""
+        if not pruned:
+            return []
+        now = now_us()
+        found = self._run([Call(("HGET", self.session_key(e.key), "e")) for e in pruned])
+        return [
+            e
+            for e, expires in zip(pruned, found, strict=True)
+            if not (isinstance(expires, str) and expires.isdigit() and int(expires) > now)
+        ]
 
     def _sweep_user_sets(self, batch_size: int) -> None:
         client = connection.sync_client(self.config)

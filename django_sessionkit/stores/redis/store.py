@@ -41,7 +41,8 @@ Key layout: see :mod:`.keys`.
   like ``seen``; ``P{idx}:ip:A:i`` / ``P{idx}:ip:A:a`` — the same, from address code ``A``
   (:func:`ip_code`); ``P{idx}:ips`` — the codes of the addresses with sessions, all scored 0,
   so that a network is a ``ZRANGEBYLEX`` range; ``P{idx}:where`` — a hash, session key →
-  who and address code, which tells a touch, a delete or a prune where a session is indexed.
+  who, address code and user id, which tells a touch, a delete or a prune where a session
+  is indexed, and the purge whose session expired.
 * ``Pu:USER`` — a set of the user's session keys, for "sign out everywhere"; members are
   checked against the record when read, and swept by ``purge_expired``.
 
@@ -62,13 +63,14 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
+from django_sessionkit.signals import session_ended
 from django_sessionkit.stores.base import (
     Changes,
     CreateError,
@@ -77,7 +79,7 @@ from django_sessionkit.stores.base import (
     from_us,
     to_us,
 )
-from django_sessionkit.stores.redis import connection
+from django_sessionkit.stores.redis import connection, lock
 from django_sessionkit.stores.redis.keys import (
     DATA,
     Shards,
@@ -97,6 +99,8 @@ from django_sessionkit.stores.redis.scripts import INDEX, SAVE, TOUCH
 logger = logging.getLogger("django_sessionkit")
 
 __all__ = ["RedisStore"]
+
+T = TypeVar("T")
 
 
 class RedisStore(Listing):
@@ -134,6 +138,22 @@ class RedisStore(Listing):
 
     def user_key(self, user_id: str) -> str:
         return f"{self.prefix}u:{user_id}"
+
+    def lock_key(self, user_id: str) -> str:
+        """The user's login lock (MAX_SESSIONS_POLICY = "refuse"), out of ``Pu:*``."""
+        return f"{self.prefix}lock:u:{user_id}"
+
+    # --- the per-user login lock (see .lock) --------------------------------
+
+    locks_users = True
+
+    def user_locked(self, user_id: str, work: Callable[[], T]) -> T:
+        client = connection.sync_client(self.config)
+        return lock.locked(self, client, self.lock_key(user_id), user_id, work)
+
+    async def auser_locked(self, user_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        client = connection.async_client(self.config)
+        return await lock.alocked(self, client, self.lock_key(user_id), user_id, work)
 
     # --- records ----------------------------------------------------------
 
@@ -205,7 +225,7 @@ class RedisStore(Listing):
         unset = [name for name, value in fields if value is None]
         op = "create" if must_create else ("replace" if changes is None else "merge")
         exp_score, seen_score = str(to_us(record.expires_at)), str(-to_us(record.last_seen))
-        place = where(record.user_id, record.ip)
+        place = where(record.user_id, record.ip, to_us(record.created_at))
         base = self.shards.base_of(key)
         args = [op, str(record.version), str(ms_ceiling(record.expires_at)), key]
         args += [exp_score, seen_score, base, place, save_token()]
@@ -292,14 +312,20 @@ class RedisStore(Listing):
         touched = self._ok(results[0])
         placed = touched if self.inline_index else self._ok(results[1])
         if not touched and not self.inline_index:
-            yield self._unindex_calls([key], legacy=False)
+            # Missing or expired, and the pipeline's index call may have moved its entry on.
+            # While session_ended is listened to, an expired one waits for the purge that
+            # reports it: its entry is put back as expired now, rather than dropped.
+            if session_ended.has_listeners():
+                yield [self._index_call("xx", key, str(now_us()), seen_score, "")]
+            else:
+                yield self._unindex_calls([key], legacy=False)
         elif touched and placed == 2:
             # Saved by a version before the who- and per-address indexes: place it now (once).
             yield from self._reindex_steps(key, exp_score, seen_score)
         return bool(touched)
 
     def _reindex_steps(self, key: str, exp_score: str, seen_score: str) -> Steps[None]:
-        (fields,) = yield [Call(("HMGET", self.session_key(key), "u", "ip"))]
+        (fields,) = yield [Call(("HMGET", self.session_key(key), "u", "ip", "c"))]
         if isinstance(fields, Exception):
             return
         yield [self._index_call("xx", key, exp_score, seen_score, where(*fields))]

@@ -1,9 +1,15 @@
 -- Index upkeep shared by the scripts that use it (the loader puts this file in front of
 -- them). Every index key starts with B, the base of one index shard ("P{idx:N}:"), and so
 -- lives in one Cluster slot; the per-address sets are named from the session's place,
--- "where" = who ("i" signed in, "a" anonymous) followed by the address code ("-": none).
+-- "where" = who ("i" signed in, "a" anonymous) followed by the address code ("-": none),
+-- then "|" and the user id for a signed-in session (the purge reports it when the session
+-- expires; entries written by earlier releases have no "|").
+local function code_of(w)
+  local bar = string.find(w, '|', 2, true)
+  return bar and string.sub(w, 2, bar - 1) or string.sub(w, 2)
+end
 local function drop_from(B, m, w)
-  local who, ipx = string.sub(w, 1, 1), string.sub(w, 2)
+  local who, ipx = string.sub(w, 1, 1), code_of(w)
   redis.call('ZREM', B .. 'seen:' .. who, m)
   if ipx ~= '-' then
     redis.call('ZREM', B .. 'ip:' .. ipx .. ':' .. who, m)
@@ -38,7 +44,7 @@ local function place(B, m, mode, exp, seen, w)
   elseif old and old ~= w then
     drop_from(B, m, old)
   end
-  local who, ipx = string.sub(w, 1, 1), string.sub(w, 2)
+  local who, ipx = string.sub(w, 1, 1), code_of(w)
   redis.call('ZADD', B .. 'seen:' .. who, seen, m)
   if ipx ~= '-' then redis.call('ZADD', B .. 'ip:' .. ipx .. ':' .. who, seen, m) end
   if old ~= w then

@@ -3,16 +3,30 @@
 -- entries of one listing after a cursor. KEYS: the exp index. ARGV: base, now us, prune
 -- limit, source ('seen' or 'exp'), who ('' either, 'i', 'a'), count, cursor score ('' from
 -- the start), cursor member, then for an IP filter the lowest and highest address codes
--- ('' without), and how many entries a walk may read per call.
+-- ('' without), how many entries a walk may read per call, and '1' to have the pruned
+-- entries described.
 -- Entries are ordered by score, then member (the sorted sets' own order); the reply is
--- {pruned, {member, score, ...}, done, resume score, resume member}: done = 1 when nothing
--- follows; else the next call goes on after the resume position (the last entry examined).
+-- {pruned, {member, score, ...}, done, resume score, resume member[, pruned entries]}:
+-- done = 1 when nothing follows; else the next call goes on after the resume position
+-- (the last entry examined). Pruned entries, when asked for: {member, where ('' unknown),
+-- expires us, -last seen us ('' unknown), ...}.
 local B = ARGV[1]
 local prune = tonumber(ARGV[3])
-local stale = redis.call('ZRANGEBYSCORE', B .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, prune)
-for _, m in ipairs(stale) do unindex(B, m) end
+local stale = redis.call('ZRANGEBYSCORE', B .. 'exp', '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, prune)
+local described = {}
+for j = 1, #stale, 2 do
+  local m = stale[j]
+  if ARGV[12] == '1' then
+    described[#described + 1] = m
+    described[#described + 1] = redis.call('HGET', B .. 'where', m) or ''
+    described[#described + 1] = stale[j + 1]
+    described[#described + 1] = redis.call('ZSCORE', B .. 'seen', m) or ''
+  end
+  unindex(B, m)
+end
+local pruned = #stale / 2
 local n, who, cs, cm, lo, hi = tonumber(ARGV[6]), ARGV[5], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-if n <= 0 then return {#stale, {}, 1, '', ''} end
+if n <= 0 then return {pruned, {}, 1, '', '', described} end
 if cs == '' then cs = nil end
 
 -- Up to k entries {member, score text, score} of the sorted set src after (s, m).
@@ -35,8 +49,8 @@ end
 local function reply(found, done, last)
   local flat = {}
   for _, e in ipairs(found) do flat[#flat + 1] = e[1]; flat[#flat + 1] = e[2] end
-  if last then return {#stale, flat, done, last[2], last[1]} end
-  return {#stale, flat, done, '', ''}
+  if last then return {pruned, flat, done, last[2], last[1]} end
+  return {pruned, flat, done, '', ''}
 end
 
 local source = B .. ARGV[4]
@@ -116,7 +130,7 @@ while true do
     last, examined = e, examined + 1
     local w = places[j]
     if w then
-      local ipx = string.sub(w, 2)
+      local ipx = code_of(w)
       if #ipx == #lo and ipx >= lo and ipx <= hi then
         found[#found + 1] = e
         if #found == n then return reply(found, 0, last) end
