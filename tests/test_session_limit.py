@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client, override_settings
 from django_sessionkit import cookies, signals
 from django_sessionkit.conf import sessionkit_settings
 from django_sessionkit.limits import DEFAULT_MESSAGE, SessionLimitReached
+from django_sessionkit.stores import get_store
 from django_sessionkit.stores.base import USER_LOCK_WAIT, Store
 from django_sessionkit.stores.database import DatabaseStore
 
@@ -211,15 +212,38 @@ def test_async_logins_are_refused_past_the_limit(each_store: Store, user: Any) -
         async_to_sync(scenario)()
 
 
+@pytest.mark.parametrize(
+    "each_store",
+    [
+        pytest.param("postgresql", marks=pytest.mark.django_db(databases=["default", "pg"])),
+        pytest.param("mysql", marks=pytest.mark.django_db(databases=["default", "mysql"])),
+        "redis",
+        "redis-cluster",
+        "mongo",
+    ],
+    indirect=True,
+)
 def test_the_lock_is_exclusive_per_user(each_store: Store, user: Any) -> None:
     """While one holder runs, a second holder of the same user waits, and gives up with a
-    503-worthy StoreUnavailable after USER_LOCK_WAIT; another user's lock is free."""
+    503-worthy StoreUnavailable after USER_LOCK_WAIT; another user's lock is free. (SQLite's
+    in-memory test database is one connection shared by the threads: its own test below
+    runs on a database file.)"""
+    lock_is_exclusive(each_store)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite_file"])
+def test_the_lock_is_exclusive_per_user_on_sqlite(user: Any) -> None:
+    with override_settings(SESSIONKIT={"STORE": {"LOCATION": "sqlite_file"}}):
+        store = get_store()
+        assert isinstance(store, DatabaseStore)
+        lock_is_exclusive(store, per_user=False)  # the database's write lock: every user's
+
+
+def lock_is_exclusive(each_store: Store, *, per_user: bool = True) -> None:
     from django.db import connections
 
     from django_sessionkit.stores.base import StoreUnavailable
 
-    if isinstance(each_store, DatabaseStore) and connections[each_store.alias].vendor == "sqlite":
-        pytest.skip("SQLite's in-memory test database is one connection: see test_concurrency")
     inside, release = threading.Event(), threading.Event()
     failures: list[BaseException] = []
 
@@ -235,7 +259,8 @@ def test_the_lock_is_exclusive_per_user(each_store: Store, user: Any) -> None:
     holder.start()
     try:
         assert inside.wait(5)
-        assert each_store.user_locked("8", lambda: "free") == "free"
+        if per_user:
+            assert each_store.user_locked("8", lambda: "free") == "free"
         with pytest.raises(StoreUnavailable) as caught:
             each_store.user_locked("7", lambda: "never")
         assert "stayed held" in str(caught.value)
