@@ -45,7 +45,7 @@ _ENCODE_SAFE = "-_.!~*'()"
 _ENCODE_TABLE = {
     code: f"%{code:02X}"
     for code in range(128)
-    if not (chr(code).isalnum() or chr(code) in _ENCODE_SAFE + "~")
+    if not (chr(code).isalnum() or chr(code) in _ENCODE_SAFE)
 }
 
 #: What Django's own engines put in their unsigned cookies: 32 of [a-z0-9].

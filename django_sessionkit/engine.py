@@ -240,7 +240,7 @@ class SessionStore(SessionBase):
         self._bound = False  # made by the middleware for a request: session_key is the id
         self._wrote = False  # this object saved the session or gave it a new id
         self._replaced: str | None = None  # a store key to delete once the new id is saved
-        # a timed-out session: (store key, user id, reason), deleted at the end of the request
+        # a timed-out session: (store key, record, reason), deleted at the end of the request
         self._ended: tuple[str, SessionRecord, str] | None = None
         self._events: list[signals.Event] = []  # sent at the end of the request
         self._password_changed = False  # this save follows update_session_auth_hash()

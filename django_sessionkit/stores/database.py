@@ -401,7 +401,8 @@ class DatabaseStore(Store):
         deadlock (MySQL and MariaDB may pick a purge as the victim when several run at once)
         rolls the whole batch back, and the batch is run again."""
         connection = connections[self.alias]
-        for attempt in range(_DEADLOCK_RETRIES + 1):
+        attempt = 0
+        while True:
             try:
                 with transaction.atomic(using=self.alias):
                     if connection.vendor == "sqlite":
@@ -415,9 +416,9 @@ class DatabaseStore(Store):
                         return [], 0
                     return rows, self._delete(self._rows.filter(key__in=[r.key for r in rows]))
             except OperationalError as exc:
-                if not _deadlock(exc) or attempt == _DEADLOCK_RETRIES:
+                attempt += 1
+                if not _deadlock(exc) or attempt > _DEADLOCK_RETRIES:
                     raise
-        raise AssertionError("unreachable")
 
     # --- helpers ----------------------------------------------------------
 

@@ -21,14 +21,14 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from typing import Any, TypeVar
 
 import pymongo
 from django.core.exceptions import ImproperlyConfigured
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
-from django_sessionkit.stores.base import StoreUnavailable
+from django_sessionkit.stores.base import Expired, StoreUnavailable
 from django_sessionkit.stores.mongo import lock
 from django_sessionkit.stores.mongo.connection import (
     CODEC_OPTIONS,
@@ -119,6 +119,61 @@ class MongoCollectionStore(StepStore):
     def index_models(self) -> builtins.list[pymongo.IndexModel]:
         """The indexes this store needs (created once per process, see ``CREATE_INDEXES``)."""
         return []
+
+    # --- the purge ----------------------------------------------------------------
+
+    #: The order in which the purge finds expired documents (``None``: the server's).
+    expired_order: builtins.list[tuple[str, int]] | None = None
+
+    def _expired_filter(self) -> dict[str, Any]:
+        """The documents whose expiry has passed, in this layout."""
+        raise NotImplementedError
+
+    def _expired_entry(self, key: str, document: Any) -> Expired:
+        """What the purge reports of the expired document it deleted."""
+        raise NotImplementedError
+
+    def _purge_batch_steps(
+        self, batch_size: int, report: builtins.list[Expired] | None
+    ) -> Steps[tuple[int, bool]]:
+        """One batch: how many it removed, and whether more may follow. Without ``report``,
+        one ``delete_many``; with it, each document goes by ``find_one_and_delete``, which
+        answers with the document only to the one call that deleted it (so concurrent
+        purges report each session once), at one round trip per session."""
+        expired = self._expired_filter()
+        found = yield op("find", expired, {"_id": 1}, sort=self.expired_order, limit=batch_size)
+        keys = [document["_id"] for document in found]
+        if not keys:
+            return 0, False
+        more = len(keys) == batch_size
+        if report is None:
+            # The expiry again: a session touched meanwhile is kept.
+            result = yield op("delete_many", {"_id": {"$in": keys}, **expired})
+            return int(result.deleted_count), more
+        removed = 0
+        for key in keys:
+            document = yield op("find_one_and_delete", {"_id": key, **expired})
+            if document is not None:  # else: another purge, a delete, or a touch got it first
+                removed += 1
+                report.append(self._expired_entry(key, document))
+        return removed, more
+
+    def purge_expired(
+        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
+    ) -> Iterator[int]:
+        """Delete expired documents ``batch_size`` at a time (over the expiry's index),
+        whether or not a TTL monitor runs."""
+        batch_size = max(1, batch_size)
+        while True:
+            steps = self._purge_batch_steps(batch_size, report)
+            removed, more = self._drive(steps, admin=True)
+            if removed:
+                yield removed
+            if not more:
+                return
+
+    def count_expired(self) -> int | None:
+        return int(self._drive(single(op("count_documents", self._expired_filter())), admin=True))
 
     def expiry_unreported(self) -> str | None:
         if self.config.auto_remove == "native":

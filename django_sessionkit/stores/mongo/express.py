@@ -56,7 +56,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -80,7 +80,6 @@ from django_sessionkit.stores.mongo.collection import (
     Steps,
     error_code,
     op,
-    single,
 )
 
 logger = logging.getLogger("django_sessionkit")
@@ -277,30 +276,8 @@ class ExpressMongoStore(ExpressLayout, MongoCollectionStore):
     def _delete_keys(self, keys: builtins.list[str]) -> int:
         return self._drive(self._delete_keys_steps(keys), admin=True)
 
-    def _purge_batch_steps(self, batch_size: int) -> Steps[tuple[int, bool]]:
-        expired = {"expires": {"$lte": utcnow()}}
-        found = yield op("find", expired, {"_id": 1}, limit=batch_size)
-        keys = [document["_id"] for document in found]
-        if not keys:
-            return 0, False
-        result = yield op("delete_many", {"_id": {"$in": keys}, **expired})
-        return int(result.deleted_count), len(keys) == batch_size
-
-    def _purge_reporting_steps(
-        self, batch_size: int, report: builtins.list[Expired]
-    ) -> Steps[tuple[int, bool]]:
-        """One batch that tells which sessions it removed (``find_one_and_delete`` answers
-        with the document only to the one call that deleted it)."""
-        expired = {"expires": {"$lte": utcnow()}}
-        found = yield op("find", expired, {"_id": 1}, limit=batch_size)
-        keys = [document["_id"] for document in found]
-        removed = 0
-        for key in keys:
-            document = yield op("find_one_and_delete", {"_id": key, **expired})
-            if document is not None:
-                removed += 1
-                report.append(self._expired_entry(key, document))
-        return removed, len(keys) == batch_size
+    def _expired_filter(self) -> dict[str, Any]:
+        return {"expires": {"$lte": utcnow()}}
 
     def _expired_entry(self, key: str, document: Any) -> Expired:
         """What a purge reports of an expired document: its user when its JSON still
@@ -315,29 +292,6 @@ class ExpressMongoStore(ExpressLayout, MongoCollectionStore):
             return Expired(key, None, expires_at)
         record = self._from_value(value, expires_at, expires_at)
         return Expired(key, record.user_id, expires_at, record=record)
-
-    def purge_expired(
-        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
-    ) -> Iterator[int]:
-        """Delete documents whose ``expires`` has passed, ``batch_size`` at a time (over the
-        TTL index, when there is one), whether or not a TTL monitor runs."""
-        batch_size = max(1, batch_size)
-        while True:
-            steps = (
-                self._purge_batch_steps(batch_size)
-                if report is None
-                else self._purge_reporting_steps(batch_size, report)
-            )
-            removed, more = self._drive(steps, admin=True)
-            if removed:
-                yield removed
-            if not more:
-                return
-
-    def count_expired(self) -> int | None:
-        return int(
-            self._drive(single(op("count_documents", {"expires": {"$lte": utcnow()}})), admin=True)
-        )
 
     def index_models(self) -> builtins.list[pymongo.IndexModel]:
         return []  # connect-mongo's TTL index only (AUTO_REMOVE = "native")

@@ -46,7 +46,6 @@ from __future__ import annotations
 import builtins
 import logging
 import secrets
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -369,16 +368,16 @@ class MongoStore(MongoCollectionStore, StepListing):
         documents = yield op("find", query, PROJECTION, sort=[("_id", 1)], limit=limit)
         return self._items(documents)
 
-    def _purge_batch_steps(self, batch_size: int) -> Steps[tuple[int, bool]]:
-        """One batch: how many it removed, and whether more may follow."""
-        expired = {"expiresUs": {"$lte": now_us()}}
-        found = yield op("find", expired, {"_id": 1}, sort=[("expiresUs", 1)], limit=batch_size)
-        keys = [document["_id"] for document in found]
-        if not keys:
-            return 0, False
-        # expiresUs again: a session touched meanwhile is kept.
-        result = yield op("delete_many", {"_id": {"$in": keys}, **expired})
-        return int(result.deleted_count), len(keys) == batch_size
+    expired_order = [("expiresUs", 1)]
+
+    def _expired_filter(self) -> dict[str, Any]:
+        return {"expiresUs": {"$lte": now_us()}}
+
+    def _expired_entry(self, key: str, document: Any) -> Expired:
+        record = self._record(document)
+        user_id = record.user_id if record else document.get("user")
+        expires_at = from_us(int(document["expiresUs"]))
+        return Expired(key, user_id, expires_at, record=record)
 
     # --- sync API -------------------------------------------------------------------
 
@@ -390,48 +389,5 @@ class MongoStore(MongoCollectionStore, StepListing):
     def estimate_count(self) -> int | None:
         """The collection's document count from its metadata (expired ones included)."""
         return int(self._drive(single(op("estimated_document_count")), admin=True))
-
-    def count_expired(self) -> int | None:
-        expired = {"expiresUs": {"$lte": now_us()}}
-        return int(self._drive(single(op("count_documents", expired)), admin=True))
-
-    def _purge_reporting_steps(
-        self, batch_size: int, report: builtins.list[Expired]
-    ) -> Steps[tuple[int, bool]]:
-        """One batch that tells which sessions it removed: each expired document found is
-        deleted on its own with ``find_one_and_delete``, which answers with the document
-        only to the one call that deleted it."""
-        expired = {"expiresUs": {"$lte": now_us()}}
-        found = yield op("find", expired, {"_id": 1}, sort=[("expiresUs", 1)], limit=batch_size)
-        keys = [document["_id"] for document in found]
-        removed = 0
-        for key in keys:
-            document = yield op("find_one_and_delete", {"_id": key, **expired})
-            if document is not None:  # else: another purge, a delete, or a touch got it first
-                removed += 1
-                record = self._record(document)
-                user_id = record.user_id if record else document.get("user")
-                expires_at = from_us(int(document["expiresUs"]))
-                last_seen = record.last_seen if record else None
-                report.append(Expired(key, user_id, expires_at, last_seen, record=record))
-        return removed, len(keys) == batch_size
-
-    def purge_expired(
-        self, batch_size: int = 1000, *, report: builtins.list[Expired] | None = None
-    ) -> Iterator[int]:
-        """Delete expired documents ``batch_size`` at a time (over the ``expiresUs``
-        index), whether or not a TTL monitor runs."""
-        batch_size = max(1, batch_size)
-        while True:
-            steps = (
-                self._purge_batch_steps(batch_size)
-                if report is None
-                else self._purge_reporting_steps(batch_size, report)
-            )
-            removed, more = self._drive(steps, admin=True)
-            if removed:
-                yield removed
-            if not more:
-                return
 
     # --- async API (pymongo.AsyncMongoClient, one per event loop) ----------------------

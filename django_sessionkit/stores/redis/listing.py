@@ -78,6 +78,13 @@ class Listing(PlanRunner, StepListing):
     def _index_call(self, mode: str, key: str, exp_score: str, seen_score: str, place: str) -> Call:
         raise NotImplementedError
 
+    @staticmethod
+    def _keeps_expired() -> bool:
+        """Whether index entries of expired sessions are left for the purge, which reports
+        them (while a receiver listens to ``session_ended``), rather than dropped on the way
+        by a listing or a failed touch."""
+        return session_ended.has_listeners()
+
     def _unindex_calls(self, keys: builtins.list[str], *, legacy: bool = True) -> Plan:
         """INDEX scripts taking sessions out of their shards' indexes, and out of the single
         index of earlier releases while that may still hold some (``legacy``)."""
@@ -247,7 +254,7 @@ class Listing(PlanRunner, StepListing):
         cursors = dict.fromkeys(self._bases(), start)
         found: builtins.list[tuple[str, SessionRecord]] = []
         listed: set[str] = set()  # one session in two bases (mid-upgrade) is listed once
-        reporting = session_ended.has_listeners()  # then expired entries await the purge
+        reporting = self._keeps_expired()
         prune = 0 if reporting else PRUNE_ON_LIST
         while len(found) < limit and cursors:
             entries = yield from self._merged_steps(limit - len(found), cursors, prune, **page)

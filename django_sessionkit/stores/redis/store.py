@@ -70,7 +70,6 @@ from typing import Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
-from django_sessionkit.signals import session_ended
 from django_sessionkit.stores.base import (
     Changes,
     CreateError,
@@ -315,7 +314,7 @@ class RedisStore(Listing):
             # Missing or expired, and the pipeline's index call may have moved its entry on.
             # While session_ended is listened to, an expired one waits for the purge that
             # reports it: its entry is put back as expired now, rather than dropped.
-            if session_ended.has_listeners():
+            if self._keeps_expired():
                 yield [self._index_call("xx", key, str(now_us()), seen_score, "")]
             else:
                 yield self._unindex_calls([key], legacy=False)
