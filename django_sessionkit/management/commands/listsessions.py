@@ -100,12 +100,7 @@ class Command(StoreCommand):
     def values(
         key: str, record: SessionRecord, names: dict[str, str], *, wide: bool
     ) -> dict[str, Any]:
-        user = record.user_id
-        if user is not None:
-            user = names.get(user, f"#{user}")
-        agent = record.user_agent or None
-        if agent and not wide:
-            agent = shorten(agent, USER_AGENT_WIDTH)
+        user, agent = _who(record.user_id, record.user_agent, names, wide=wide)
         moments: dict[str, datetime] = {
             "created": record.created_at,
             "last_seen": record.last_seen,
@@ -162,12 +157,7 @@ class Command(StoreCommand):
 
     @staticmethod
     def ended_values(row: EndedSession, names: dict[str, str], *, wide: bool) -> dict[str, Any]:
-        user = row.user_id
-        if user is not None:
-            user = names.get(user, f"#{user}")
-        agent = row.user_agent or None
-        if agent and not wide:
-            agent = shorten(agent, USER_AGENT_WIDTH)
+        user, agent = _who(row.user_id, row.user_agent, names, wide=wide)
         values: dict[str, Any] = {
             "key": row.ref,
             "user": user,
@@ -183,3 +173,14 @@ class Command(StoreCommand):
             values["user_id"] = row.user_id
             values["last_seen"] = row.last_seen
         return values
+
+
+def _who(
+    user_id: str | None, user_agent: str, names: dict[str, str], *, wide: bool
+) -> tuple[str | None, str | None]:
+    """A row's user (its username, else ``#id``) and its user agent (shortened in a table)."""
+    user = None if user_id is None else names.get(user_id, f"#{user_id}")
+    agent = user_agent or None
+    if agent and not wide:
+        agent = shorten(agent, USER_AGENT_WIDTH)
+    return user, agent
